@@ -1,0 +1,120 @@
+//! Reproducible table generator: row `i` of a shape is a pure function of `(seed, i)`, so a test
+//! can recompute any row, and two runs with the same seed write the same table.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use scylla::client::session::Session;
+use scylla::value::CqlTimestamp;
+use uuid::Uuid;
+
+/// Concurrent inserts in flight.
+const CONCURRENCY: usize = 256;
+
+/// The table shapes `datagen` can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    /// 7 columns of simple types (bigint, uuid, text, double, boolean, int, timestamp), with NULLs.
+    Quickstart,
+}
+
+impl Shape {
+    /// `CREATE TABLE IF NOT EXISTS` for this shape.
+    pub fn create_table_cql(self, keyspace: &str, table: &str) -> String {
+        match self {
+            Shape::Quickstart => format!(
+                "CREATE TABLE IF NOT EXISTS {keyspace}.{table} (account_id bigint, event_id uuid, \
+                 kind text, amount double, ok boolean, seq int, at timestamp, \
+                 PRIMARY KEY ((account_id), event_id))"
+            ),
+        }
+    }
+}
+
+/// splitmix64: a fast, well-mixed hash of `(seed, row, column)`.
+pub fn mix(seed: u64, row: u64, column: u64) -> u64 {
+    let mut z = seed
+        .wrapping_add(row.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(column.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One row of the quickstart shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuickstartRow {
+    pub account_id: i64,
+    pub event_id: Uuid,
+    pub kind: Option<String>,
+    pub amount: Option<f64>,
+    pub ok: Option<bool>,
+    pub seq: Option<i32>,
+    pub at: Option<i64>,
+}
+
+const KINDS: [&str; 5] = ["click", "view", "buy", "refund", "café ☕"];
+
+impl QuickstartRow {
+    /// Row `i` for `seed`.
+    pub fn generate(seed: u64, i: u64) -> Self {
+        let h = |c| mix(seed, i, c);
+        let null = |c: u64, every: u64| h(100 + c) % every == 0;
+        Self {
+            account_id: (h(0) % 50_000) as i64 - 1_000,
+            event_id: Uuid::from_u64_pair(h(1), i),
+            kind: (!null(2, 17)).then(|| KINDS[(h(2) % 5) as usize].to_string()),
+            amount: (!null(3, 13)).then(|| (h(3) % 10_000_000) as f64 / 100.0 - 1_000.0),
+            ok: (!null(4, 11)).then(|| h(4) % 2 == 0),
+            seq: (!null(5, 19)).then_some(i as i32),
+            at: (!null(6, 23)).then(|| 1_500_000_000_000 + (h(6) % 400_000_000_000) as i64),
+        }
+    }
+}
+
+/// Writes rows `0..rows` of `shape` into `keyspace.table` (which must exist).
+pub async fn generate(
+    session: &Arc<Session>,
+    shape: Shape,
+    keyspace: &str,
+    table: &str,
+    rows: u64,
+    seed: u64,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match shape {
+        Shape::Quickstart => {
+            let insert = session
+                .prepare(format!(
+                    "INSERT INTO {keyspace}.{table} (account_id, event_id, kind, amount, ok, seq, at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ))
+                .await?;
+            stream::iter(0..rows)
+                .map(|i| {
+                    let insert = &insert;
+                    async move {
+                        let r = QuickstartRow::generate(seed, i);
+                        session
+                            .execute_unpaged(
+                                insert,
+                                (
+                                    r.account_id,
+                                    r.event_id,
+                                    r.kind,
+                                    r.amount,
+                                    r.ok,
+                                    r.seq,
+                                    r.at.map(CqlTimestamp),
+                                ),
+                            )
+                            .await
+                            .map(|_| ())
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The Cassandra source: a DataFusion `TableProvider` whose partition k reads token-range split k.
+//!
+//! - [`config`]: connection and read options.
+//! - [`session`]: connecting, and reading the table's schema from `system_schema`.
+//! - [`ring`]: token ranges and splits.
+//! - [`scan`]: [`CassandraTable`] and [`CassandraScanExec`], manual paging with one page in flight.
+//! - [`types`]: decoding CQL cells straight from the response frame into Arrow builders.
+
+pub mod config;
+pub mod ring;
+pub mod scan;
+pub mod session;
+pub mod types;
+
+pub use config::{CassandraConfig, ConsistencyLevel};
+pub use ring::{Split, TokenRange};
+pub use scan::{CassandraScanExec, CassandraTable, ScanCounters};
+pub use session::{ColumnKind, SourceColumn, SourceTable, connect};

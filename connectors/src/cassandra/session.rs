@@ -1,0 +1,260 @@
+//! Connecting to Cassandra, and reading a table's schema from `system_schema`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use ferry_sql::types::{CqlType, UdtResolver};
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::load_balancing::DefaultPolicy;
+
+use super::config::CassandraConfig;
+use crate::error::{ConnectorError, Result};
+
+/// Opens a session with the configured consistency, timeouts, credentials and datacenter.
+pub async fn connect(config: &CassandraConfig) -> Result<Arc<Session>> {
+    if config.contact_points.is_empty() {
+        return Err(ConnectorError::Config {
+            section: "source",
+            message: "contact_points is empty".into(),
+        });
+    }
+    let mut policy = DefaultPolicy::builder().token_aware(true);
+    if let Some(dc) = &config.local_dc {
+        policy = policy
+            .prefer_datacenter(dc.clone())
+            .permit_dc_failover(true);
+    }
+    let profile = ExecutionProfile::builder()
+        .consistency(config.consistency.into())
+        .request_timeout(Some(config.request_timeout()))
+        .load_balancing_policy(policy.build())
+        .build();
+    let mut builder = SessionBuilder::new()
+        .known_nodes(&config.contact_points)
+        .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
+        .default_execution_profile_handle(profile.into_handle());
+    if let Some(user) = &config.username {
+        let password = config
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_string())
+            .unwrap_or_default();
+        builder = builder.user(user, password);
+    }
+    let session = builder
+        .build()
+        .await
+        .map_err(|e| ConnectorError::CassandraConnect {
+            contact_points: config.contact_points.join(","),
+            message: e.to_string(),
+        })?;
+    Ok(Arc::new(session))
+}
+
+/// Where a column sits in the primary key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    PartitionKey,
+    Clustering,
+    Static,
+    Regular,
+}
+
+/// One column of a Cassandra table.
+#[derive(Debug, Clone)]
+pub struct SourceColumn {
+    pub name: String,
+    pub kind: ColumnKind,
+    /// Position within the partition or clustering key; 0 for other columns.
+    pub position: i32,
+    pub cql_type: CqlType,
+    /// Clustering order, for clustering columns.
+    pub descending: bool,
+}
+
+/// A Cassandra table's schema, columns in `SELECT *` order: partition key, clustering key, then
+/// static and regular columns by name.
+#[derive(Debug, Clone)]
+pub struct SourceTable {
+    pub keyspace: String,
+    pub table: String,
+    pub columns: Vec<SourceColumn>,
+}
+
+impl SourceTable {
+    /// Reads the schema of `keyspace.table`, resolving UDTs.
+    pub async fn load(session: &Session, keyspace: &str, table: &str) -> Result<Self> {
+        check_partitioner(session).await?;
+        let udts = Udts::load(session, keyspace).await?;
+        let result = session
+            .query_unpaged(
+                "SELECT column_name, kind, position, type, clustering_order FROM system_schema.columns \
+                 WHERE keyspace_name = ? AND table_name = ?",
+                (keyspace, table),
+            )
+            .await
+            .map_err(|e| cassandra_err("schema query", e))?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| cassandra_err("schema query", e))?;
+        let mut columns = Vec::new();
+        for row in rows
+            .rows::<(String, String, i32, String, String)>()
+            .map_err(|e| cassandra_err("schema query", e))?
+        {
+            let (name, kind, position, type_text, order) =
+                row.map_err(|e| cassandra_err("schema query", e))?;
+            let kind = match kind.as_str() {
+                "partition_key" => ColumnKind::PartitionKey,
+                "clustering" => ColumnKind::Clustering,
+                "static" => ColumnKind::Static,
+                _ => ColumnKind::Regular,
+            };
+            let cql_type = CqlType::parse(&type_text, keyspace, &udts).map_err(|e| {
+                ConnectorError::Config {
+                    section: "source",
+                    message: format!("column {keyspace}.{table}.{name}: {e}"),
+                }
+            })?;
+            columns.push(SourceColumn {
+                name,
+                kind,
+                position: position.max(0),
+                cql_type,
+                descending: order.eq_ignore_ascii_case("desc"),
+            });
+        }
+        if columns.is_empty() {
+            return Err(ConnectorError::SourceTableNotFound {
+                keyspace: keyspace.to_string(),
+                table: table.to_string(),
+            });
+        }
+        let rank = |k: ColumnKind| match k {
+            ColumnKind::PartitionKey => 0,
+            ColumnKind::Clustering => 1,
+            ColumnKind::Static | ColumnKind::Regular => 2,
+        };
+        columns.sort_by(|a, b| {
+            (rank(a.kind), a.position, &a.name).cmp(&(rank(b.kind), b.position, &b.name))
+        });
+        Ok(Self {
+            keyspace: keyspace.to_string(),
+            table: table.to_string(),
+            columns,
+        })
+    }
+
+    /// `keyspace.table`, for messages.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.keyspace, self.table)
+    }
+
+    /// The partition key columns, in key order.
+    pub fn partition_key(&self) -> impl Iterator<Item = &SourceColumn> {
+        self.columns
+            .iter()
+            .filter(|c| c.kind == ColumnKind::PartitionKey)
+    }
+
+    /// The Arrow schema of a full scan. Key columns are not nullable.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        let fields = self
+            .columns
+            .iter()
+            .map(|c| {
+                let nullable = matches!(c.kind, ColumnKind::Static | ColumnKind::Regular);
+                c.cql_type.arrow_field(&c.name, nullable)
+            })
+            .collect::<Vec<_>>();
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// Quotes a CQL identifier: `"name"`, with `"` doubled.
+pub fn quote_cql(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+async fn check_partitioner(session: &Session) -> Result<()> {
+    let rows = session
+        .query_unpaged("SELECT partitioner FROM system.local", ())
+        .await
+        .map_err(|e| cassandra_err("partitioner query", e))?
+        .into_rows_result()
+        .map_err(|e| cassandra_err("partitioner query", e))?;
+    let (partitioner,): (String,) = rows
+        .first_row()
+        .map_err(|e| cassandra_err("partitioner query", e))?;
+    if partitioner.ends_with("Murmur3Partitioner") {
+        Ok(())
+    } else {
+        Err(ConnectorError::UnsupportedPartitioner { partitioner })
+    }
+}
+
+/// The UDTs of one keyspace, from `system_schema.types`.
+struct Udts(HashMap<(String, String), Vec<(String, String)>>);
+
+impl Udts {
+    async fn load(session: &Session, keyspace: &str) -> Result<Self> {
+        let rows = session
+            .query_unpaged(
+                "SELECT type_name, field_names, field_types FROM system_schema.types WHERE keyspace_name = ?",
+                (keyspace,),
+            )
+            .await
+            .map_err(|e| cassandra_err("UDT query", e))?
+            .into_rows_result()
+            .map_err(|e| cassandra_err("UDT query", e))?;
+        let mut map = HashMap::new();
+        for row in rows
+            .rows::<(String, Vec<String>, Vec<String>)>()
+            .map_err(|e| cassandra_err("UDT query", e))?
+        {
+            let (name, names, types) = row.map_err(|e| cassandra_err("UDT query", e))?;
+            map.insert(
+                (keyspace.to_string(), name),
+                names.into_iter().zip(types).collect(),
+            );
+        }
+        Ok(Self(map))
+    }
+}
+
+impl UdtResolver for Udts {
+    fn resolve(&self, keyspace: &str, name: &str) -> Option<Vec<(String, String)>> {
+        self.0
+            .get(&(keyspace.to_string(), name.to_string()))
+            .cloned()
+    }
+}
+
+/// Wraps a driver error; timeouts and unavailable replicas are retriable.
+pub(crate) fn cassandra_err(
+    what: &str,
+    err: impl std::error::Error + Send + Sync + 'static,
+) -> ConnectorError {
+    let text = err.to_string();
+    let retriable = [
+        "timeout",
+        "Timeout",
+        "timed out",
+        "Unavailable",
+        "unavailable",
+        "Overloaded",
+        "broken pipe",
+        "connection",
+    ]
+    .iter()
+    .any(|m| text.contains(m));
+    ConnectorError::Cassandra {
+        what: what.to_string(),
+        source: Box::new(err),
+        retriable,
+    }
+}

@@ -1,0 +1,146 @@
+//! The error type of `ferry-connectors`, with the context a user needs (table, split, column).
+
+use datafusion::error::DataFusionError;
+
+/// Errors from the Cassandra source, the YugabyteDB sink and the encoder.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// Bad connector configuration.
+    #[error("invalid {section} configuration: {message}")]
+    Config {
+        section: &'static str,
+        message: String,
+    },
+
+    /// Cassandra could not be reached at all.
+    #[error(
+        "cannot connect to Cassandra at {contact_points}: {message} (is it running? for local tests: scripts/services.sh up)"
+    )]
+    CassandraConnect {
+        contact_points: String,
+        message: String,
+    },
+
+    /// A Cassandra request failed.
+    #[error("Cassandra {what} failed: {source}")]
+    Cassandra {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+        retriable: bool,
+    },
+
+    /// The source table does not exist.
+    #[error("Cassandra table {keyspace}.{table} does not exist")]
+    SourceTableNotFound { keyspace: String, table: String },
+
+    /// The cluster uses a partitioner Ferry cannot split.
+    #[error("the cluster uses {partitioner}; Ferry splits token ranges of Murmur3Partitioner only")]
+    UnsupportedPartitioner { partitioner: String },
+
+    /// A cell that cannot be decoded into its Arrow type.
+    #[error("cannot decode {table}.{column} (CQL {cql_type}) in split {split}: {message}")]
+    Decode {
+        table: String,
+        column: String,
+        cql_type: String,
+        split: usize,
+        message: String,
+    },
+
+    /// A Cassandra type Ferry does not decode yet.
+    #[error("column {table}.{column} has CQL type {cql_type}, which Ferry cannot read yet")]
+    UnsupportedSourceType {
+        table: String,
+        column: String,
+        cql_type: String,
+    },
+
+    /// PostgreSQL/YugabyteDB could not be reached.
+    #[error(
+        "cannot connect to the target database {target}: {message} (is it running? for local tests: scripts/services.sh up)"
+    )]
+    TargetConnect { target: String, message: String },
+
+    /// A statement on the target failed.
+    #[error("target {what} failed: {source}")]
+    Postgres {
+        what: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The target table does not exist.
+    #[error("target table {0} does not exist (create it, or generate it with `ferry schema`)")]
+    TargetTableNotFound(String),
+
+    /// Plan-time compatibility check failed: every incompatible column, at once.
+    #[error("{table}: {} column(s) cannot be written to the target:\n{}", problems.len(), problems.join("\n"))]
+    Incompatible {
+        table: String,
+        problems: Vec<String>,
+    },
+
+    /// An Arrow or DataFusion error while producing batches.
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+}
+
+impl ConnectorError {
+    /// Whether retrying the same operation (on a fresh connection) may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ConnectorError::Cassandra { retriable, .. } => *retriable,
+            ConnectorError::Postgres { source, .. } => postgres_error_is_retriable(source),
+            ConnectorError::TargetConnect { .. } | ConnectorError::CassandraConnect { .. } => true,
+            ConnectorError::DataFusion(DataFusionError::External(e)) => e
+                .downcast_ref::<ConnectorError>()
+                .is_some_and(ConnectorError::is_retriable),
+            _ => false,
+        }
+    }
+}
+
+/// Connection resets, serialization failures, admin shutdowns and YugabyteDB's transient errors.
+pub fn postgres_error_is_retriable(err: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if err.is_closed() {
+        return true;
+    }
+    match err.as_db_error() {
+        Some(db) => {
+            let code = db.code();
+            code == &SqlState::T_R_SERIALIZATION_FAILURE
+                || code == &SqlState::T_R_DEADLOCK_DETECTED
+                || code == &SqlState::ADMIN_SHUTDOWN
+                || code == &SqlState::CRASH_SHUTDOWN
+                || code == &SqlState::CANNOT_CONNECT_NOW
+                || db.message().contains("Try again")
+                || db.message().contains("Restart read required")
+        }
+        // No server error: an I/O failure on the connection.
+        None => err.source_io().is_some(),
+    }
+}
+
+trait SourceIo {
+    fn source_io(&self) -> Option<&std::io::Error>;
+}
+
+impl SourceIo for tokio_postgres::Error {
+    fn source_io(&self) -> Option<&std::io::Error> {
+        std::error::Error::source(self).and_then(|s| s.downcast_ref::<std::io::Error>())
+    }
+}
+
+impl From<ConnectorError> for DataFusionError {
+    fn from(e: ConnectorError) -> Self {
+        match e {
+            ConnectorError::DataFusion(inner) => inner,
+            other => DataFusionError::External(Box::new(other)),
+        }
+    }
+}
+
+/// `Result` with [`ConnectorError`].
+pub type Result<T, E = ConnectorError> = std::result::Result<T, E>;

@@ -1,0 +1,284 @@
+//! `ferry.toml`: what to move, from where, to where. Every field is documented in `docs/config.md`.
+//!
+//! Order of precedence: the file, then `${VAR}` references in any string value, which are
+//! replaced by the environment variable `VAR` (an unset variable is an error, never an empty
+//! string; `$${` writes a literal `${`). Relative paths are relative to the config file.
+
+use std::path::{Path, PathBuf};
+
+use ferry_connectors::cassandra::CassandraConfig;
+use ferry_connectors::yugabyte::YugabyteConfig;
+use serde::Deserialize;
+
+use crate::error::{PipelineError, Result};
+
+/// A whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The Cassandra cluster to read from.
+    pub source: CassandraConfig,
+    /// The YugabyteDB (or PostgreSQL) database to write to.
+    pub target: YugabyteConfig,
+    /// How the run is executed.
+    #[serde(default)]
+    pub run: RunConfig,
+    /// The tables to move, in order.
+    #[serde(rename = "table", default)]
+    pub tables: Vec<TableConfig>,
+    /// The directory of the config file; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The config file itself, for messages.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// Execution settings shared by every table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Target connections (M): how many work units are written at once. Default 4.
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+    /// Default number of splits (K) per table: token ranges, each one work unit. Default 16.
+    #[serde(default = "default_splits")]
+    pub splits: usize,
+    /// Attempts per work unit when it fails with a retriable error. Default 5.
+    #[serde(default = "default_unit_attempts")]
+    pub unit_attempts: u32,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            connections: default_connections(),
+            splits: default_splits(),
+            unit_attempts: default_unit_attempts(),
+        }
+    }
+}
+
+fn default_connections() -> usize {
+    4
+}
+
+fn default_splits() -> usize {
+    16
+}
+
+fn default_unit_attempts() -> u32 {
+    5
+}
+
+/// One table to move.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// The Cassandra table, `keyspace.table`.
+    pub source: String,
+    /// The target table, `table` or `schema.table`. Default: the source table's name, in the
+    /// target's default schema.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// A SQL file with one `SELECT … FROM source …`. Default: `SELECT * FROM source`.
+    #[serde(default)]
+    pub transform: Option<PathBuf>,
+    /// Splits for this table, overriding `run.splits`.
+    #[serde(default)]
+    pub splits: Option<usize>,
+}
+
+impl TableConfig {
+    /// `(keyspace, table)` of the source.
+    pub fn source_parts(&self) -> Option<(&str, &str)> {
+        self.source
+            .split_once('.')
+            .filter(|(k, t)| !k.is_empty() && !t.is_empty() && !t.contains('.'))
+    }
+
+    /// `(schema, table)` of the target.
+    pub fn target_parts<'a>(&'a self, default_schema: &'a str) -> (&'a str, &'a str) {
+        let source_table = self.source_parts().map_or(self.source.as_str(), |(_, t)| t);
+        match self.target.as_deref() {
+            None => (default_schema, source_table),
+            Some(t) => t.split_once('.').unwrap_or((default_schema, t)),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, interpolates and validates a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| PipelineError::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, path, &|name| std::env::var(name).ok())?;
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(config)
+    }
+
+    /// Parses config text; `env` looks up `${VAR}` references.
+    pub fn parse(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let invalid = |message: String| PipelineError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        interpolate(&mut value, env).map_err(invalid)?;
+        let mut config: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        config.path = path.to_path_buf();
+        config.validate().map_err(invalid)?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.tables.is_empty() {
+            return Err("no [[table]] entries: nothing to move".into());
+        }
+        if self.run.connections == 0 {
+            return Err("run.connections must be at least 1".into());
+        }
+        if self.run.splits == 0 {
+            return Err("run.splits must be at least 1".into());
+        }
+        for t in &self.tables {
+            if t.source_parts().is_none() {
+                return Err(format!(
+                    "table source {:?} must be `keyspace.table`",
+                    t.source
+                ));
+            }
+            if t.splits == Some(0) {
+                return Err(format!("table {}: splits must be at least 1", t.source));
+            }
+        }
+        Ok(())
+    }
+
+    /// A path from the config, resolved against the config file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+/// Replaces `${VAR}` in every string of `value`.
+fn interpolate(
+    value: &mut toml::Value,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<(), String> {
+    match value {
+        toml::Value::String(s) => *s = interpolate_str(s, env)?,
+        toml::Value::Array(items) => {
+            for item in items {
+                interpolate(item, env)?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (_, item) in table.iter_mut() {
+                interpolate(item, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn interpolate_str(
+    s: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let end = tail
+                .find('}')
+                .ok_or_else(|| format!("unterminated ${{ in {s:?}"))?;
+            let name = &tail[..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("invalid environment variable name {name:?}"));
+            }
+            let value =
+                env(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            out.push_str(&value);
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [source]
+        contact_points = ["127.0.0.1:9042"]
+        [target]
+        url = "postgresql://ferry@127.0.0.1:54320/ferry"
+        password = "${PW}"
+        [[table]]
+        source = "ks.users"
+    "#;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "PW").then(|| "s3cret".to_string())
+    }
+
+    #[test]
+    fn parses_with_defaults_and_interpolation() {
+        let c = Config::parse(MINIMAL, Path::new("f.toml"), &env).expect("valid");
+        assert_eq!(c.run.connections, 4);
+        assert_eq!(c.run.splits, 16);
+        assert_eq!(
+            c.target.password.as_ref().map(|p| p.expose()),
+            Some("s3cret")
+        );
+        assert_eq!(c.tables[0].target_parts("public"), ("public", "users"));
+        // The secret never shows up in Debug output.
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_that_name_the_field() {
+        let text = MINIMAL.replace("[[table]]", "[run]\nconections = 3\n[[table]]");
+        let err = Config::parse(&text, Path::new("f.toml"), &env).expect_err("typo");
+        assert!(err.to_string().contains("conections"), "{err}");
+    }
+
+    #[test]
+    fn unset_variables_are_errors() {
+        let err = Config::parse(MINIMAL, Path::new("f.toml"), &|_| None).expect_err("unset");
+        assert!(err.to_string().contains("PW is not set"), "{err}");
+    }
+
+    #[test]
+    fn interpolation_escapes_and_passes_plain_dollars() {
+        let out = interpolate_str("a$b$${x}${PW}", &env).expect("valid");
+        assert_eq!(out, "a$b${x}s3cret");
+    }
+
+    #[test]
+    fn bad_table_names_are_errors() {
+        let text = MINIMAL.replace("ks.users", "users");
+        let err = Config::parse(&text, Path::new("f.toml"), &env).expect_err("no keyspace");
+        assert!(err.to_string().contains("keyspace.table"), "{err}");
+    }
+}

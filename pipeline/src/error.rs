@@ -1,0 +1,79 @@
+//! The error type of `ferry-pipeline`.
+
+use std::path::PathBuf;
+
+use datafusion::error::DataFusionError;
+use ferry_connectors::ConnectorError;
+use ferry_sql::SqlError;
+
+/// Everything that can stop a command.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The config file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    ConfigRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// The config file is not valid.
+    #[error("invalid config {}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+
+    /// A transform or type problem.
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+
+    /// A source or target problem.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+
+    /// A query-engine problem.
+    #[error("{}", df_message(.0))]
+    DataFusion(#[from] DataFusionError),
+
+    /// A work unit failed for good.
+    #[error("table {table}, split {split}: {source}")]
+    Unit {
+        table: String,
+        split: usize,
+        source: Box<PipelineError>,
+    },
+
+    /// A worker task panicked or was cancelled: a bug.
+    #[error("a worker stopped unexpectedly: {0}")]
+    Worker(String),
+
+    /// Writing a report or another output file failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl PipelineError {
+    /// Whether retrying the failed operation may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            PipelineError::Connector(e) => e.is_retriable(),
+            PipelineError::DataFusion(DataFusionError::External(e)) => e
+                .downcast_ref::<ConnectorError>()
+                .is_some_and(ConnectorError::is_retriable),
+            PipelineError::Unit { source, .. } => source.is_retriable(),
+            _ => false,
+        }
+    }
+}
+
+/// A DataFusion error's message without DataFusion's "External error: " wrapping.
+fn df_message(err: &DataFusionError) -> String {
+    match err {
+        DataFusionError::External(e) => e.to_string(),
+        DataFusionError::Context(ctx, inner) => format!("{ctx}: {}", df_message(inner)),
+        other => other.strip_backtrace(),
+    }
+}
+
+/// `Result` with [`PipelineError`].
+pub type Result<T, E = PipelineError> = std::result::Result<T, E>;

@@ -1,0 +1,19 @@
+//! `ferry-pipeline`: turns a config into a migration and runs it.
+//!
+//! [`config`] reads `ferry.toml`; [`plan`] builds, per table, the DataFusion plan (Cassandra scan →
+//! transform SQL) and the COPY encoder for the target; [`runner`] hands the plan's partitions to
+//! workers that each own one target connection; [`report`] is the JSON every command writes.
+//!
+//! It knows nothing about the terminal or argument parsing (that is the CLI), and nothing about
+//! wire formats (that is `ferry-connectors`).
+
+pub mod config;
+pub mod error;
+pub mod plan;
+pub mod report;
+pub mod runner;
+
+pub use config::Config;
+pub use error::{PipelineError, Result};
+pub use report::{Report, TableReport};
+pub use runner::migrate;

@@ -1,0 +1,134 @@
+//! Shared helpers: service addresses, clients that fail with a useful message, running `ferry`,
+//! and order-independent content hashes.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+
+const HINT: &str = "start the local services with `scripts/services.sh up` (and `eval \"$(scripts/services.sh env)\"`)";
+
+pub fn cassandra_addr() -> String {
+    std::env::var("FERRY_CASSANDRA").unwrap_or_else(|_| "127.0.0.1:9042".to_string())
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("FERRY_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgresql://ferry:ferry@127.0.0.1:54320/ferry".to_string())
+}
+
+/// A session to the test Cassandra; panics naming `scripts/services.sh` when it is not running.
+pub async fn cassandra() -> Arc<Session> {
+    let addr = cassandra_addr();
+    match SessionBuilder::new().known_node(&addr).build().await {
+        Ok(s) => Arc::new(s),
+        Err(e) => panic!("Cassandra is not reachable at {addr}: {e}; {HINT}"),
+    }
+}
+
+/// A client of the test PostgreSQL; panics naming `scripts/services.sh` when it is not running.
+pub async fn postgres() -> tokio_postgres::Client {
+    let url = postgres_url();
+    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(conn);
+            client
+        }
+        Err(e) => panic!("PostgreSQL is not reachable at {url}: {e}; {HINT}"),
+    }
+}
+
+/// Runs a CQL statement, panicking with the statement on failure.
+pub async fn cql(session: &Session, statement: &str) {
+    if let Err(e) = session.query_unpaged(statement, ()).await {
+        panic!("CQL failed: {statement}: {e}");
+    }
+}
+
+/// A fresh keyspace (RF 1) for one test.
+pub async fn keyspace(session: &Session, name: &str) {
+    cql(
+        session,
+        &format!(
+            "CREATE KEYSPACE IF NOT EXISTS {name} WITH replication = \
+             {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+        ),
+    )
+    .await;
+}
+
+/// A scratch directory under the target dir, emptied first.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("ferry-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Writes `ferry.toml` into `dir` with the test services' addresses and `tables` appended.
+pub fn write_config(dir: &Path, run: &str, tables: &str) -> PathBuf {
+    let text = format!(
+        "[source]\ncontact_points = [\"{}\"]\n\n[target]\nurl = \"{}\"\n\n[run]\n{run}\n\n{tables}\n",
+        cassandra_addr(),
+        postgres_url()
+    );
+    let path = dir.join("ferry.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Runs the `ferry` binary.
+pub fn ferry(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env("FERRY_LOG", "warn")
+        .output()
+        .expect("run the ferry binary")
+}
+
+/// Reads a JSON report.
+pub fn read_report(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("report {} missing: {e}", path.display()));
+    serde_json::from_str(&text).expect("report is JSON")
+}
+
+/// An order-independent hash of rows given in a canonical text form: the wrapping sum of each
+/// row's hash, so duplicates and missing rows both change it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ContentHash {
+    pub rows: u64,
+    pub sum: u64,
+}
+
+impl ContentHash {
+    pub fn add(&mut self, canonical_row: &str) {
+        let mut h = DefaultHasher::new();
+        canonical_row.hash(&mut h);
+        self.rows += 1;
+        self.sum = self.sum.wrapping_add(h.finish());
+    }
+}
+
+/// Asserts a command failed the way a user should see it: non-zero exit, a message naming the
+/// problem, and no panic or backtrace.
+pub fn assert_clean_failure(out: &Output, expected_code: i32, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(expected_code),
+        "exit code; stderr:\n{stderr}"
+    );
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{stderr}"
+        );
+    }
+    for bad in ["panicked", "backtrace", "RUST_BACKTRACE"] {
+        assert!(!stderr.contains(bad), "stderr has {bad:?}:\n{stderr}");
+    }
+}
