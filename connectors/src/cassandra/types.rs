@@ -8,13 +8,15 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder, Float32Builder,
-    Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder,
-    IntervalMonthDayNanoBuilder, StringBuilder, Time64NanosecondBuilder,
-    TimestampMillisecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeBinaryBuilder,
+    FixedSizeListArray, Float32Builder, Float64Builder, Int8Builder, Int16Builder, Int32Builder,
+    Int64Builder, IntervalMonthDayNanoBuilder, ListArray, MapArray, StringBuilder, StructArray,
+    Time64NanosecondBuilder, TimestampMillisecondBuilder,
 };
-use arrow::datatypes::IntervalMonthDayNano;
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{DataType, IntervalMonthDayNano};
 use ferry_sql::types::{CqlType, NativeType};
 
 /// Why a cell could not be decoded.
@@ -43,6 +45,45 @@ pub enum ColumnDecoder {
     Duration(IntervalMonthDayNanoBuilder),
     Uuid(FixedSizeBinaryBuilder),
     Blob(BinaryBuilder),
+    /// `list` and `set`: `[n:i32] ([len:i32] bytes)*`.
+    List(Box<Nested>),
+    /// `map`: `[n:i32] ([len:i32] key [len:i32] value)*`.
+    Map(Box<Nested>),
+    /// `tuple` and UDTs: `([len:i32] bytes)*`, trailing fields may be absent (= NULL).
+    Struct(Box<Nested>),
+    /// `vector<T, n>`: n values back to back, each prefixed by a vint length when T has no
+    /// fixed width.
+    Vector(Box<Nested>),
+}
+
+/// The state of a nested decoder: its children, offsets and validity.
+pub struct Nested {
+    data_type: DataType,
+    children: Vec<ColumnDecoder>,
+    offsets: Vec<i32>,
+    nulls: NullBufferBuilder,
+    /// For vectors: the element count, and the element width when it is fixed.
+    dimension: usize,
+    fixed_width: Option<usize>,
+}
+
+impl Nested {
+    fn new(data_type: DataType, children: Vec<ColumnDecoder>, capacity: usize) -> Box<Self> {
+        let mut offsets = Vec::with_capacity(capacity + 1);
+        offsets.push(0);
+        Box::new(Self {
+            data_type,
+            children,
+            offsets,
+            nulls: NullBufferBuilder::new(capacity),
+            dimension: 0,
+            fixed_width: None,
+        })
+    }
+
+    fn child_len(&self) -> i32 {
+        *self.offsets.last().expect("offsets start with 0")
+    }
 }
 
 impl std::fmt::Debug for ColumnDecoder {
@@ -55,8 +96,39 @@ impl ColumnDecoder {
     /// A decoder for `ty`, or `None` when Ferry cannot decode that type yet.
     pub fn new(ty: &CqlType, capacity: usize) -> Option<Self> {
         use NativeType::*;
-        let CqlType::Native(native) = ty.unfrozen() else {
-            return None;
+        let data_type = ty.arrow_type();
+        let native = match ty.unfrozen() {
+            CqlType::Native(native) => native,
+            CqlType::List(el) | CqlType::Set(el) => {
+                let child = Self::new(el, capacity)?;
+                return Some(Self::List(Nested::new(data_type, vec![child], capacity)));
+            }
+            CqlType::Map(k, v) => {
+                let children = vec![Self::new(k, capacity)?, Self::new(v, capacity)?];
+                return Some(Self::Map(Nested::new(data_type, children, capacity)));
+            }
+            CqlType::Tuple(items) => {
+                let children = items
+                    .iter()
+                    .map(|t| Self::new(t, capacity))
+                    .collect::<Option<Vec<_>>>()?;
+                return Some(Self::Struct(Nested::new(data_type, children, capacity)));
+            }
+            CqlType::Udt { fields, .. } => {
+                let children = fields
+                    .iter()
+                    .map(|(_, t)| Self::new(t, capacity))
+                    .collect::<Option<Vec<_>>>()?;
+                return Some(Self::Struct(Nested::new(data_type, children, capacity)));
+            }
+            CqlType::Vector(el, n) => {
+                let child = Self::new(el, capacity * usize::from(*n))?;
+                let mut nested = Nested::new(data_type, vec![child], capacity);
+                nested.dimension = usize::from(*n);
+                nested.fixed_width = fixed_width(el);
+                return Some(Self::Vector(nested));
+            }
+            CqlType::Frozen(_) => unreachable!("unfrozen() removed every Frozen"),
         };
         let text = || StringBuilder::with_capacity(capacity, capacity * 16);
         Some(match native {
@@ -101,6 +173,22 @@ impl ColumnDecoder {
             Self::Duration(b) => b.append_null(),
             Self::Uuid(b) => b.append_null(),
             Self::Blob(b) => b.append_null(),
+            Self::List(n) | Self::Map(n) => {
+                let len = n.child_len();
+                n.offsets.push(len);
+                n.nulls.append_null();
+            }
+            Self::Struct(n) => {
+                n.children.iter_mut().for_each(Self::push_null);
+                n.nulls.append_null();
+            }
+            Self::Vector(n) => {
+                // A fixed-size list keeps `dimension` child slots even for a NULL vector.
+                for _ in 0..n.dimension {
+                    n.children[0].push_null();
+                }
+                n.nulls.append_null();
+            }
         }
     }
 
@@ -178,6 +266,67 @@ impl ColumnDecoder {
                 .append_value(fixed::<16>(bytes)?)
                 .map_err(|e| DecodeError(e.to_string()))?,
             Self::Blob(b) => b.append_value(bytes),
+            Self::List(n) => {
+                let mut rest = bytes;
+                let count = read_count(&mut rest)?;
+                let mut empties = false;
+                for _ in 0..count {
+                    empties |= push_cell(&mut n.children[0], &mut rest)?;
+                }
+                let len = n.child_len() + count;
+                n.offsets.push(len);
+                n.nulls.append_non_null();
+                return Ok(empties);
+            }
+            Self::Map(n) => {
+                let mut rest = bytes;
+                let count = read_count(&mut rest)?;
+                let mut empties = false;
+                for _ in 0..count {
+                    let (keys, values) = n.children.split_at_mut(1);
+                    // Arrow map keys cannot be NULL, so neither NULL nor "empty" keys are allowed.
+                    let key_len = rest
+                        .get(..4)
+                        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                    if key_len.is_some_and(|l| l < 0 || (l == 0 && !keys[0].empty_is_value())) {
+                        return Err(DecodeError("map with a NULL or empty key".into()));
+                    }
+                    empties |= push_cell(&mut keys[0], &mut rest)?;
+                    empties |= push_cell(&mut values[0], &mut rest)?;
+                }
+                let len = n.child_len() + count;
+                n.offsets.push(len);
+                n.nulls.append_non_null();
+                return Ok(empties);
+            }
+            Self::Struct(n) => {
+                let mut rest = bytes;
+                let mut empties = false;
+                for child in &mut n.children {
+                    if rest.is_empty() {
+                        // Fields added to a UDT after the value was written are absent.
+                        child.push_null();
+                    } else {
+                        empties |= push_cell(child, &mut rest)?;
+                    }
+                }
+                n.nulls.append_non_null();
+                return Ok(empties);
+            }
+            Self::Vector(n) => {
+                let mut rest = bytes;
+                let mut empties = false;
+                for _ in 0..n.dimension {
+                    let len = match n.fixed_width {
+                        Some(w) => w,
+                        None => read_unsigned_vint(&mut rest)? as usize,
+                    };
+                    let value = take(&mut rest, len)?;
+                    empties |= n.children[0].push(value)?;
+                }
+                n.nulls.append_non_null();
+                return Ok(empties);
+            }
         }
         Ok(false)
     }
@@ -200,8 +349,108 @@ impl ColumnDecoder {
             Self::Duration(b) => Arc::new(b.finish()),
             Self::Uuid(b) => Arc::new(b.finish()),
             Self::Blob(b) => Arc::new(b.finish()),
+            Self::List(n) | Self::Map(n) | Self::Struct(n) | Self::Vector(n) => n.finish(),
         }
     }
+}
+
+impl Nested {
+    fn finish(&mut self) -> ArrayRef {
+        let children: Vec<ArrayRef> = self
+            .children
+            .iter_mut()
+            .map(ColumnDecoder::finish)
+            .collect();
+        let nulls = self.nulls.finish();
+        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        let [child]: [ArrayRef; 1] = match &self.data_type {
+            DataType::Struct(fields) => {
+                return Arc::new(StructArray::new(fields.clone(), children, nulls));
+            }
+            DataType::Map(entries, ordered) => {
+                let DataType::Struct(kv) = entries.data_type() else {
+                    unreachable!("CqlType::arrow_type builds Map(Struct)");
+                };
+                let entries_array = StructArray::new(kv.clone(), children, None);
+                return Arc::new(MapArray::new(
+                    entries.clone(),
+                    offsets,
+                    entries_array,
+                    nulls,
+                    *ordered,
+                ));
+            }
+            _ => children
+                .try_into()
+                .expect("lists and vectors have one child"),
+        };
+        match &self.data_type {
+            DataType::List(field) => Arc::new(ListArray::new(field.clone(), offsets, child, nulls)),
+            DataType::FixedSizeList(field, n) => {
+                Arc::new(FixedSizeListArray::new(field.clone(), *n, child, nulls))
+            }
+            other => unreachable!("no nested decoder for {other}"),
+        }
+    }
+}
+
+/// The width of a CQL type whose values always have the same size, as vectors pack them.
+fn fixed_width(ty: &CqlType) -> Option<usize> {
+    use NativeType::*;
+    match ty.unfrozen() {
+        CqlType::Native(Boolean | TinyInt) => Some(1),
+        CqlType::Native(SmallInt) => Some(2),
+        CqlType::Native(Int | Float | Date) => Some(4),
+        CqlType::Native(BigInt | Counter | Double | Timestamp | Time) => Some(8),
+        CqlType::Native(Uuid | TimeUuid) => Some(16),
+        _ => None,
+    }
+}
+
+fn take<'a>(buf: &mut &'a [u8], len: usize) -> DResult<&'a [u8]> {
+    if buf.len() < len {
+        return Err(DecodeError(format!(
+            "truncated value: need {len} bytes, {} left",
+            buf.len()
+        )));
+    }
+    let (head, tail) = buf.split_at(len);
+    *buf = tail;
+    Ok(head)
+}
+
+fn read_count(buf: &mut &[u8]) -> DResult<i32> {
+    let n = i32::from_be_bytes(fixed(take(buf, 4)?)?);
+    if n < 0 {
+        return Err(DecodeError(format!("negative element count {n}")));
+    }
+    Ok(n)
+}
+
+/// Reads one `[len:i32] bytes` cell (len < 0 = NULL) into `decoder`; true when it was "empty".
+fn push_cell(decoder: &mut ColumnDecoder, buf: &mut &[u8]) -> DResult<bool> {
+    let len = i32::from_be_bytes(fixed(take(buf, 4)?)?);
+    if len < 0 {
+        decoder.push_null();
+        return Ok(false);
+    }
+    let value = take(buf, len as usize)?;
+    decoder.push(value)
+}
+
+/// An unsigned vint, as vectors of variable-width types prefix their elements.
+fn read_unsigned_vint(buf: &mut &[u8]) -> DResult<u64> {
+    let first = *buf
+        .first()
+        .ok_or_else(|| DecodeError("truncated vint".into()))?;
+    let extra = first.leading_ones() as usize;
+    let bytes = take(buf, 1 + extra)?;
+    let mut value = u64::from(first & (0xffu8.checked_shr(extra as u32).unwrap_or(0)));
+    for &b in &bytes[1..] {
+        value = (value << 8) | u64::from(b);
+    }
+    Ok(value)
 }
 
 #[inline]
@@ -219,18 +468,7 @@ fn fixed<const N: usize>(bytes: &[u8]) -> DResult<[u8; N]> {
 /// Cassandra's variable-length integer: the count of leading 1-bits of the first byte is the
 /// number of extra bytes; the value is zigzag-encoded.
 fn read_signed_vint(buf: &mut &[u8]) -> DResult<i64> {
-    let first = *buf
-        .first()
-        .ok_or_else(|| DecodeError("truncated duration".into()))?;
-    let extra = first.leading_ones() as usize;
-    if buf.len() < 1 + extra {
-        return Err(DecodeError("truncated duration".into()));
-    }
-    let mut value = u64::from(first & (0xffu8.checked_shr(extra as u32).unwrap_or(0)));
-    for &b in &buf[1..=extra] {
-        value = (value << 8) | u64::from(b);
-    }
-    *buf = &buf[1 + extra..];
+    let value = read_unsigned_vint(buf)?;
     Ok(((value >> 1) as i64) ^ -((value & 1) as i64))
 }
 
@@ -362,5 +600,104 @@ mod tests {
     fn wrong_widths_are_errors() {
         let mut d = ColumnDecoder::new(&CqlType::Native(NativeType::BigInt), 1).expect("bigint");
         assert!(d.push(&[1, 2, 3]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod nested_tests {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float32Type, Int32Type};
+    use ferry_sql::types::NoUdts;
+
+    use super::*;
+
+    fn decoder(cql: &str) -> ColumnDecoder {
+        ColumnDecoder::new(&CqlType::parse(cql, "ks", &NoUdts).expect("parses"), 4)
+            .expect("decodable")
+    }
+
+    fn cell(bytes: &[u8]) -> Vec<u8> {
+        let mut v = (bytes.len() as i32).to_be_bytes().to_vec();
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    #[test]
+    fn lists_with_null_and_empty_rows() {
+        let mut d = decoder("list<int>");
+        let mut value = 2i32.to_be_bytes().to_vec();
+        value.extend(cell(&7i32.to_be_bytes()));
+        value.extend(cell(&(-1i32).to_be_bytes()));
+        assert_eq!(d.push(&value), Ok(false));
+        d.push_null();
+        assert_eq!(d.push(&0i32.to_be_bytes()), Ok(false));
+        let a = d.finish();
+        let list = a.as_list::<i32>();
+        assert_eq!(list.len(), 3);
+        assert!(list.is_null(1));
+        assert_eq!(list.value(2).len(), 0);
+        let first = list.value(0);
+        assert_eq!(first.as_primitive::<Int32Type>().values(), &[7, -1]);
+        assert_eq!(
+            a.data_type(),
+            &CqlType::parse("list<int>", "ks", &NoUdts)
+                .expect("parses")
+                .arrow_type()
+        );
+    }
+
+    #[test]
+    fn maps_and_tuples_and_vectors() {
+        let mut m = decoder("map<text, int>");
+        let mut value = 1i32.to_be_bytes().to_vec();
+        value.extend(cell(b"k"));
+        value.extend(cell(&5i32.to_be_bytes()));
+        m.push(&value).expect("map");
+        let a = m.finish();
+        let map = a.as_map();
+        assert_eq!(map.keys().as_string::<i32>().value(0), "k");
+        assert_eq!(map.values().as_primitive::<Int32Type>().value(0), 5);
+
+        // A tuple whose second field is absent (written before the field existed).
+        let mut t = decoder("tuple<int, text>");
+        t.push(&cell(&3i32.to_be_bytes())).expect("tuple");
+        let a = t.finish();
+        let st = a.as_struct();
+        assert_eq!(st.column(0).as_primitive::<Int32Type>().value(0), 3);
+        assert!(st.column(1).is_null(0));
+
+        let mut v = decoder("vector<float, 2>");
+        let mut value = 1.5f32.to_be_bytes().to_vec();
+        value.extend(2.5f32.to_be_bytes());
+        v.push(&value).expect("vector");
+        v.push_null();
+        let a = v.finish();
+        let fsl = a.as_fixed_size_list();
+        assert_eq!(
+            fsl.value(0).as_primitive::<Float32Type>().values(),
+            &[1.5, 2.5]
+        );
+        assert!(fsl.is_null(1));
+        assert_eq!(fsl.values().len(), 4);
+    }
+
+    #[test]
+    fn variable_width_vectors_prefix_elements_with_vints() {
+        let mut v = decoder("vector<text, 2>");
+        v.push(&[1, b'a', 2, b'b', b'c']).expect("vector");
+        let a = v.finish();
+        let texts = a.as_fixed_size_list().value(0);
+        let texts = texts.as_string::<i32>();
+        assert_eq!((texts.value(0), texts.value(1)), ("a", "bc"));
+    }
+
+    #[test]
+    fn truncated_collections_are_errors() {
+        let mut d = decoder("list<int>");
+        assert!(d.push(&[0, 0, 0, 2, 0, 0, 0, 4, 0, 0]).is_err());
+        let mut m = decoder("map<int, int>");
+        let mut value = 1i32.to_be_bytes().to_vec();
+        value.extend((-1i32).to_be_bytes());
+        assert!(m.push(&value).is_err());
     }
 }
