@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ferry_connectors::cassandra::CassandraConfig;
+use ferry_connectors::cassandra::{CassandraConfig, SplitCount};
 use ferry_connectors::yugabyte::YugabyteConfig;
 use serde::Deserialize;
 
@@ -41,9 +41,10 @@ pub struct RunConfig {
     /// Target connections (M): how many work units are written at once. Default 4.
     #[serde(default = "default_connections")]
     pub connections: usize,
-    /// Default number of splits (K) per table: token ranges, each one work unit. Default 16.
-    #[serde(default = "default_splits")]
-    pub splits: usize,
+    /// Default number of splits (K) per table: token ranges, each one work unit. `"auto"` (the
+    /// default) sizes them from Cassandra's size estimates, about one per 64 MiB, at least 16.
+    #[serde(default)]
+    pub splits: SplitCount,
     /// Attempts per work unit when it fails with a retriable error. Default 5.
     #[serde(default = "default_unit_attempts")]
     pub unit_attempts: u32,
@@ -53,7 +54,7 @@ impl Default for RunConfig {
     fn default() -> Self {
         Self {
             connections: default_connections(),
-            splits: default_splits(),
+            splits: SplitCount::Auto,
             unit_attempts: default_unit_attempts(),
         }
     }
@@ -61,10 +62,6 @@ impl Default for RunConfig {
 
 fn default_connections() -> usize {
     4
-}
-
-fn default_splits() -> usize {
-    16
 }
 
 fn default_unit_attempts() -> u32 {
@@ -84,9 +81,9 @@ pub struct TableConfig {
     /// A SQL file with one `SELECT … FROM source …`. Default: `SELECT * FROM source`.
     #[serde(default)]
     pub transform: Option<PathBuf>,
-    /// Splits for this table, overriding `run.splits`.
+    /// Splits for this table (`"auto"` or a count), overriding `run.splits`.
     #[serde(default)]
-    pub splits: Option<usize>,
+    pub splits: Option<SplitCount>,
 }
 
 impl TableConfig {
@@ -142,18 +139,12 @@ impl Config {
         if self.run.connections == 0 {
             return Err("run.connections must be at least 1".into());
         }
-        if self.run.splits == 0 {
-            return Err("run.splits must be at least 1".into());
-        }
         for t in &self.tables {
             if t.source_parts().is_none() {
                 return Err(format!(
                     "table source {:?} must be `keyspace.table`",
                     t.source
                 ));
-            }
-            if t.splits == Some(0) {
-                return Err(format!("table {}: splits must be at least 1", t.source));
             }
         }
         Ok(())
@@ -246,7 +237,7 @@ mod tests {
     fn parses_with_defaults_and_interpolation() {
         let c = Config::parse(MINIMAL, Path::new("f.toml"), &env).expect("valid");
         assert_eq!(c.run.connections, 4);
-        assert_eq!(c.run.splits, 16);
+        assert_eq!(c.run.splits, SplitCount::Auto);
         assert_eq!(
             c.target.password.as_ref().map(|p| p.expose()),
             Some("s3cret")

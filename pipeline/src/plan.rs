@@ -7,7 +7,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use ferry_connectors::cassandra::{CassandraTable, ScanCounters, SourceTable, Split};
+use ferry_connectors::cassandra::{CassandraTable, ScanCounters, SourceTable, plan_splits};
 use ferry_connectors::yugabyte::{CopyEncoder, TargetTable};
 use ferry_sql::Transform;
 use ferry_sql::transform::SOURCE_TABLE;
@@ -65,7 +65,14 @@ pub async fn plan_table(
         .source_parts()
         .expect("Config::validate checked `keyspace.table`");
     let source = SourceTable::load(session, keyspace, name).await?;
-    let splits = Split::even(table.splits.unwrap_or(config.run.splits));
+    let splits = plan_splits(
+        session,
+        keyspace,
+        name,
+        table.splits.unwrap_or(config.run.splits),
+        config.source.local_dc.as_deref(),
+    )
+    .await?;
     let k = splits.len();
     let provider =
         CassandraTable::new(Arc::clone(session), source, splits, config.source.page_size);

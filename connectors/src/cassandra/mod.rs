@@ -8,11 +8,14 @@
 
 pub mod config;
 pub mod ring;
+pub mod routing;
 pub mod scan;
 pub mod session;
+pub mod sizing;
 pub mod types;
 
 pub use config::{CassandraConfig, ConsistencyLevel};
-pub use ring::{Split, TokenRange};
+pub use ring::{Replica, RingRange, Split, TokenRange};
 pub use scan::{CassandraScanExec, CassandraTable, ScanCounters};
 pub use session::{ColumnKind, SourceColumn, SourceTable, connect};
+pub use sizing::{SplitCount, plan_splits};

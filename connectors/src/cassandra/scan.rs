@@ -5,8 +5,10 @@
 //! for the next one is sent, and the current page is decoded from the frame into Arrow builders
 //! while the next is on the wire. One page = one record batch.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -35,12 +37,19 @@ use scylla::statement::prepared::PreparedStatement;
 use tokio::task::JoinHandle;
 
 use super::ring::{Split, TokenRange};
+use super::routing::ReplicaRouting;
 use super::session::{SourceTable, cassandra_err, quote_cql};
 use super::types::ColumnDecoder;
 use crate::error::{ConnectorError, Result};
 
 /// Attempts per page before a retriable error fails the split.
 const PAGE_ATTEMPTS: u32 = 6;
+/// From this attempt on, a retried page asks for half as many rows each time.
+const SHRINK_PAGE_FROM_ATTEMPT: u32 = 3;
+/// The smallest page a retry shrinks to.
+const MIN_PAGE_SIZE: i32 = 16;
+/// Ranges narrower than this many tokens are not bisected further.
+const BISECT_FLOOR: u128 = 1 << 16;
 
 /// Counters shared by every partition of a scan; read them for progress and reports.
 #[derive(Debug, Default)]
@@ -55,6 +64,10 @@ pub struct ScanCounters {
     pub empty_values: AtomicU64,
     /// Page requests retried after a retriable error.
     pub retries: AtomicU64,
+    /// Token ranges cut in two because their first page kept timing out.
+    pub bisections: AtomicU64,
+    /// The nodes that coordinated each split's pages, by split index.
+    pub coordinators: Mutex<BTreeMap<usize, BTreeSet<String>>>,
 }
 
 /// A Cassandra table as a DataFusion table, partitioned by token-range splits.
@@ -313,9 +326,12 @@ type PageResult = Result<(QueryResult, PagingStateResponse)>;
 struct SplitReader {
     recipe: ScanRecipe,
     split: Split,
+    /// The statement with this split's replica routing.
+    statement: PreparedStatement,
     /// Index of the range being read.
     range: usize,
-    in_flight: Option<JoinHandle<PageResult>>,
+    /// The page request on the wire, and whether it is the first page of its range.
+    in_flight: Option<(JoinHandle<PageResult>, bool)>,
     decoders: Vec<ColumnDecoder>,
     emitted: usize,
 }
@@ -331,9 +347,16 @@ impl SplitReader {
                     .expect("scan_exec checked every column has a decoder")
             })
             .collect();
+        let mut statement = recipe.statement.clone();
+        if !split.replicas.is_empty() {
+            let ids: Vec<_> = split.replicas.iter().map(|r| r.host_id).collect();
+            let policy = ReplicaRouting::new(&ids, split.index);
+            statement.set_load_balancing_policy(Some(Arc::new(policy)));
+        }
         Self {
             recipe,
             split,
+            statement,
             range: 0,
             in_flight: None,
             decoders,
@@ -343,7 +366,7 @@ impl SplitReader {
 
     fn fetch(&self, range: TokenRange, paging: PagingState) -> JoinHandle<PageResult> {
         let session = Arc::clone(&self.recipe.session);
-        let statement = self.recipe.statement.clone();
+        let mut statement = self.statement.clone();
         let counters = Arc::clone(&self.recipe.counters);
         let split = self.split.index;
         tokio::spawn(async move {
@@ -358,6 +381,12 @@ impl SplitReader {
                     Err(e) if e.is_retriable() && attempt < PAGE_ATTEMPTS => {
                         tracing::warn!(split, attempt, error = %e, "page read failed, retrying");
                         counters.retries.fetch_add(1, Ordering::Relaxed);
+                        if attempt >= SHRINK_PAGE_FROM_ATTEMPT {
+                            // A page the server cannot produce in time (tombstones, wide rows)
+                            // may come back when smaller; the paging state stays valid.
+                            let smaller = (statement.get_page_size() / 2).max(MIN_PAGE_SIZE);
+                            statement.set_page_size(smaller);
+                        }
                         tokio::time::sleep(delay).await;
                         delay = (delay * 2).min(Duration::from_secs(5));
                         attempt += 1;
@@ -373,22 +402,41 @@ impl SplitReader {
             if self.recipe.limit.is_some_and(|l| self.emitted >= l) {
                 return Ok(None);
             }
-            let pending = match self.in_flight.take() {
+            let (pending, first_page) = match self.in_flight.take() {
                 Some(p) => p,
                 None => match self.split.ranges.get(self.range) {
-                    Some(&range) => self.fetch(range, PagingState::start()),
+                    Some(&range) => (self.fetch(range, PagingState::start()), true),
                     None => return Ok(None),
                 },
             };
-            let (page, paging) = pending.await.map_err(|e| ConnectorError::Cassandra {
+            let result = pending.await.map_err(|e| ConnectorError::Cassandra {
                 what: format!("read of split {}", self.split.index),
                 source: Box::new(e),
                 retriable: false,
-            })??;
+            })?;
+            let (page, paging) = match result {
+                Ok(page) => page,
+                Err(e) => {
+                    let range = self.split.ranges[self.range];
+                    if first_page && e.is_retriable() && range.width() > BISECT_FLOOR {
+                        // Nothing of this range was read yet: read it as two halves instead.
+                        tracing::warn!(split = self.split.index, ?range, error = %e, "bisecting a range that keeps failing");
+                        self.recipe
+                            .counters
+                            .bisections
+                            .fetch_add(1, Ordering::Relaxed);
+                        let halves = range.split_evenly(2);
+                        self.split.ranges.splice(self.range..=self.range, halves);
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
             // Ask for the next page before decoding this one.
             match paging {
                 PagingStateResponse::HasMorePages { state } => {
-                    self.in_flight = Some(self.fetch(self.split.ranges[self.range], state));
+                    let range = self.split.ranges[self.range];
+                    self.in_flight = Some((self.fetch(range, state), false));
                 }
                 PagingStateResponse::NoMorePages => self.range += 1,
             }
@@ -401,6 +449,10 @@ impl SplitReader {
     }
 
     fn decode(&mut self, page: QueryResult) -> Result<RecordBatch> {
+        let coordinator = page.request_coordinator().node().address.to_string();
+        if let Ok(mut map) = self.recipe.counters.coordinators.lock() {
+            map.entry(self.split.index).or_default().insert(coordinator);
+        }
         let rows = page
             .into_rows_result()
             .map_err(|e| cassandra_err("page decode", e))?;
