@@ -131,8 +131,11 @@ async fn run(cli: Cli) -> ExitCode {
                         return ExitCode::from(EXIT_INVALID);
                     }
                 },
-                // clap requires one of the two.
-                (None, None) => return ExitCode::from(EXIT_INVALID),
+                // clap already requires one of the two.
+                (None, None) => {
+                    eprintln!("error: give the query as an argument or with --sql-file");
+                    return ExitCode::from(EXIT_INVALID);
+                }
             };
             let config = match Config::load(&config) {
                 Ok(c) => c,
