@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 use ferry_connectors::ConnectorError;
 use ferry_sql::SqlError;
@@ -31,6 +32,15 @@ pub enum PipelineError {
     /// A query-engine problem.
     #[error("{}", df_message(.0))]
     DataFusion(#[from] DataFusionError),
+
+    /// A query that cannot run as written: a syntax error, an unknown keyspace, table or column,
+    /// or a statement that is not a query (`ferry query` refuses DDL and DML). Nothing was read.
+    #[error("invalid query: {0}")]
+    Query(String),
+
+    /// Writing a query result failed.
+    #[error("cannot write the query result: {source}")]
+    Output { source: ArrowError },
 
     /// A work unit failed for good.
     #[error("table {table}, split {split}: {source}")]

@@ -2,7 +2,8 @@
 //!
 //! [`config`] reads `ferry.toml`; [`plan`] builds, per table, the DataFusion plan (Cassandra scan →
 //! transform SQL) and the COPY encoder for the target; [`runner`] hands the plan's partitions to
-//! workers that each own one target connection; [`report`] is the JSON every command writes.
+//! workers that each own one target connection; [`report`] is the JSON every command writes;
+//! [`query`] runs ad-hoc SQL over the configured Cassandra keyspaces (`ferry query`).
 //!
 //! It knows nothing about the terminal or argument parsing (that is the CLI), and nothing about
 //! wire formats (that is `ferry-connectors`).
@@ -10,6 +11,7 @@
 pub mod config;
 pub mod error;
 pub mod plan;
+pub mod query;
 pub mod report;
 pub mod runner;
 

@@ -4,4 +4,5 @@
 
 mod config_errors;
 mod migrate;
+mod query;
 mod support;
