@@ -31,7 +31,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use ferry_connectors::ConnectorError;
-use ferry_connectors::cassandra::{self, CassandraTable, SourceTable, Split};
+use ferry_connectors::cassandra::{self, CassandraTable, SourceTable, SplitCount, plan_splits};
 use ferry_sql::types::{ARROW_EXTENSION_NAME_KEY, ARROW_UUID_EXTENSION};
 use futures::StreamExt;
 use scylla::client::session::Session;
@@ -109,6 +109,7 @@ impl QuerySession {
                     session: Arc::clone(&session),
                     page_size: config.source.page_size,
                     default_splits: config.run.splits,
+                    local_dc: config.source.local_dc.clone(),
                     configured: BTreeMap::new(),
                     loaded: Mutex::default(),
                 });
@@ -263,9 +264,11 @@ pub struct KeyspaceSchema {
     keyspace: String,
     session: Arc<Session>,
     page_size: i32,
-    default_splits: usize,
+    default_splits: SplitCount,
+    /// Datacenter whose replicas serve the reads.
+    local_dc: Option<String>,
     /// The `[[table]]` entries of this keyspace: name → splits.
-    configured: BTreeMap<String, usize>,
+    configured: BTreeMap<String, SplitCount>,
     loaded: Mutex<HashMap<String, Arc<CassandraTable>>>,
 }
 
@@ -285,11 +288,19 @@ impl KeyspaceSchema {
             .get(name)
             .copied()
             .unwrap_or(self.default_splits);
-        tracing::debug!(keyspace = %self.keyspace, table = name, splits, "table schema loaded");
+        let splits = plan_splits(
+            &self.session,
+            &self.keyspace,
+            name,
+            splits,
+            self.local_dc.as_deref(),
+        )
+        .await?;
+        tracing::debug!(keyspace = %self.keyspace, table = name, splits = splits.len(), "table schema loaded");
         let table = Arc::new(CassandraTable::new(
             Arc::clone(&self.session),
             source,
-            Split::even(splits),
+            splits,
             self.page_size,
         ));
         // Two concurrent first uses may both load; the second insert is as good as the first.
