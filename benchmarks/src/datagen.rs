@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use scylla::client::session::Session;
-use scylla::value::CqlTimestamp;
+use scylla::value::{CqlTimestamp, MaybeUnset};
 use uuid::Uuid;
 
 /// Concurrent inserts in flight.
@@ -72,6 +72,12 @@ impl QuickstartRow {
     }
 }
 
+/// A missing value is left unset rather than written as NULL: a NULL write is a tombstone,
+/// and a table full of tombstones reads slowly and warns.
+fn unset<T>(value: Option<T>) -> MaybeUnset<T> {
+    value.map_or(MaybeUnset::Unset, MaybeUnset::Set)
+}
+
 /// Writes rows `0..rows` of `shape` into `keyspace.table` (which must exist).
 pub async fn generate(
     session: &Arc<Session>,
@@ -100,11 +106,11 @@ pub async fn generate(
                                 (
                                     r.account_id,
                                     r.event_id,
-                                    r.kind,
-                                    r.amount,
-                                    r.ok,
-                                    r.seq,
-                                    r.at.map(CqlTimestamp),
+                                    unset(r.kind),
+                                    unset(r.amount),
+                                    unset(r.ok),
+                                    unset(r.seq),
+                                    unset(r.at.map(CqlTimestamp)),
                                 ),
                             )
                             .await
