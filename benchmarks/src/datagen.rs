@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use scylla::client::session::Session;
-use scylla::value::{CqlTimestamp, MaybeUnset};
+use scylla::value::{CqlDate, CqlDecimal, CqlTimestamp, MaybeUnset};
 use uuid::Uuid;
 
 /// Concurrent inserts in flight.
@@ -16,6 +16,9 @@ const CONCURRENCY: usize = 256;
 pub enum Shape {
     /// 7 columns of simple types (bigint, uuid, text, double, boolean, int, timestamp), with NULLs.
     Quickstart,
+    /// 12 columns of common types: bigint, int, 2 × text, double, float, boolean, timestamp,
+    /// date, uuid, decimal, blob; 4 rows per partition.
+    Mixed,
 }
 
 impl Shape {
@@ -27,6 +30,28 @@ impl Shape {
                  kind text, amount double, ok boolean, seq int, at timestamp, \
                  PRIMARY KEY ((account_id), event_id))"
             ),
+            Shape::Mixed => format!(
+                "CREATE TABLE IF NOT EXISTS {keyspace}.{table} (id bigint, seq int, name text,                  email text, score double, ratio float, active boolean, created timestamp,                  birthday date, ref uuid, amount decimal, payload blob, PRIMARY KEY ((id), seq))"
+            ),
+        }
+    }
+
+    /// The columns `SELECT` lists for this shape, in table order.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            Shape::Quickstart => &[
+                "account_id",
+                "event_id",
+                "kind",
+                "amount",
+                "ok",
+                "seq",
+                "at",
+            ],
+            Shape::Mixed => &[
+                "id", "seq", "name", "email", "score", "ratio", "active", "created", "birthday",
+                "ref", "amount", "payload",
+            ],
         }
     }
 }
@@ -72,6 +97,54 @@ impl QuickstartRow {
     }
 }
 
+/// Row `i` of the mixed shape, as insert values.
+#[allow(clippy::type_complexity)]
+fn mixed_row(
+    seed: u64,
+    i: u64,
+) -> (
+    i64,
+    i32,
+    MaybeUnset<String>,
+    MaybeUnset<String>,
+    f64,
+    f32,
+    bool,
+    CqlTimestamp,
+    CqlDate,
+    Uuid,
+    CqlDecimal,
+    MaybeUnset<Vec<u8>>,
+) {
+    let h = |c| mix(seed, i, c);
+    let name = format!("user-{}", h(2) % 1_000_000);
+    let email = format!(
+        "u{}@example.{}",
+        h(3) % 100_000,
+        ["com", "org", "net"][(h(3) % 3) as usize]
+    );
+    let payload: Vec<u8> = (0..(h(11) % 64) as usize)
+        .map(|k| (h(12 + k as u64) & 0xff) as u8)
+        .collect();
+    (
+        (i / 4) as i64,
+        (i % 4) as i32,
+        unset((h(100) % 20 != 0).then_some(name)),
+        unset((h(101) % 10 != 0).then_some(email)),
+        (h(4) % 1_000_000) as f64 / 7.0,
+        (h(5) % 10_000) as f32 / 3.0,
+        h(6) % 2 == 0,
+        CqlTimestamp(1_400_000_000_000 + (h(7) % 300_000_000_000) as i64),
+        CqlDate((1u32 << 31) - 20_000 + (h(8) % 30_000) as u32),
+        Uuid::from_u64_pair(h(9), i),
+        CqlDecimal::from_signed_be_bytes_and_exponent(
+            ((h(10) % 100_000_000) as i64).to_be_bytes().to_vec(),
+            2,
+        ),
+        unset((h(102) % 5 != 0).then_some(payload)),
+    )
+}
+
 /// A missing value is left unset rather than written as NULL: a NULL write is a tombstone,
 /// and a table full of tombstones reads slowly and warns.
 fn unset<T>(value: Option<T>) -> MaybeUnset<T> {
@@ -113,6 +186,27 @@ pub async fn generate(
                                     unset(r.at.map(CqlTimestamp)),
                                 ),
                             )
+                            .await
+                            .map(|_| ())
+                    }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
+        Shape::Mixed => {
+            let insert = session
+                .prepare(format!(
+                    "INSERT INTO {keyspace}.{table} ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    shape.columns().join(", ")
+                ))
+                .await?;
+            stream::iter(0..rows)
+                .map(|i| {
+                    let insert = &insert;
+                    async move {
+                        session
+                            .execute_unpaged(insert, mixed_row(seed, i))
                             .await
                             .map(|_| ())
                     }

@@ -1,6 +1,9 @@
 //! `ferry-benchmarks`: the data generator and the `ferry-bench` scenarios.
 //!
 //! [`datagen`] writes reproducible tables into Cassandra (also used by the end-to-end tests to
-//! seed their data).
+//! seed their data). Each scenario measures Ferry and its anchor in the same process run and
+//! reports the ratio ([`report`]).
 
 pub mod datagen;
+pub mod report;
+pub mod scan;

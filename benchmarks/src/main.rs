@@ -3,7 +3,132 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
 use ferry_benchmarks::datagen::{self, Shape};
+use ferry_benchmarks::report::{Figure, ScenarioReport, median, peak_rss_mb};
+use ferry_benchmarks::scan::{Pass, ferry_scan, fetch_only};
+use ferry_connectors::cassandra::{self, SourceTable, SplitCount, plan_splits};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, clap::Args)]
+struct ScanArgs {
+    /// Rows in the benchmark table.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Table shape.
+    #[arg(long, value_enum, default_value = "mixed")]
+    shape: Shape,
+    /// Splits to read.
+    #[arg(long, default_value_t = 32)]
+    splits: usize,
+    /// Splits read at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Runs of each side; the figures are medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Rows per page.
+    #[arg(long, default_value_t = 5000)]
+    page_size: i32,
+    /// Keep an existing benchmark table with the right row count instead of regenerating it.
+    #[arg(long)]
+    reuse: bool,
+    /// Cassandra contact point.
+    #[arg(long, env = "FERRY_CASSANDRA", default_value = "127.0.0.1:9042")]
+    cassandra: String,
+}
+
+async fn scan(args: ScanArgs) -> Result<(), BoxError> {
+    let keyspace = "ferry_bench";
+    let table = format!("scan_{:?}_{}", args.shape, args.rows).to_lowercase();
+    let session = cassandra::connect(&cassandra::CassandraConfig::new(vec![
+        args.cassandra.clone(),
+    ]))
+    .await?;
+    session
+        .query_unpaged(
+            format!(
+                "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
+                 {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+            ),
+            (),
+        )
+        .await?;
+    let exists = SourceTable::load(&session, keyspace, &table).await.is_ok();
+    if !(args.reuse && exists) {
+        eprintln!("generating {} rows into {keyspace}.{table}", args.rows);
+        session
+            .query_unpaged(format!("DROP TABLE IF EXISTS {keyspace}.{table}"), ())
+            .await?;
+        session
+            .query_unpaged(args.shape.create_table_cql(keyspace, &table), ())
+            .await?;
+        datagen::generate(&session, args.shape, keyspace, &table, args.rows, 1).await?;
+    }
+    let source = SourceTable::load(&session, keyspace, &table).await?;
+    let splits = plan_splits(
+        &session,
+        keyspace,
+        &table,
+        SplitCount::Fixed(args.splits),
+        None,
+    )
+    .await?;
+
+    let (mut fetch, mut ferry) = (Vec::new(), Vec::new());
+    // Warm-up pass, so neither side pays for a cold page cache.
+    fetch_only(&session, &source, &splits, args.page_size, args.concurrency).await?;
+    for _ in 0..args.runs.max(1) {
+        // Alternate the two, so drift on a shared machine hits both alike.
+        fetch.push(fetch_only(&session, &source, &splits, args.page_size, args.concurrency).await?);
+        ferry.push(ferry_scan(&session, &source, &splits, args.page_size, args.concurrency).await?);
+    }
+    for (name, passes) in [("fetch-only", &fetch), ("ferry", &ferry)] {
+        if let Some(bad) = passes.iter().find(|p| p.rows != args.rows) {
+            return Err(format!("{name} read {} rows, expected {}", bad.rows, args.rows).into());
+        }
+    }
+    let figure = |name: &str, passes: &[Pass]| {
+        let rps: Vec<f64> = passes.iter().map(|p| p.rows as f64 / p.seconds).collect();
+        let mbps: Vec<f64> = passes
+            .iter()
+            .map(|p| p.bytes as f64 / 1e6 / p.seconds)
+            .collect();
+        Figure {
+            name: name.into(),
+            rows_per_s: median(&rps),
+            mb_per_s: median(&mbps),
+            peak_rss_mb: peak_rss_mb(),
+            runs_rows_per_s: rps,
+        }
+    };
+    let mut report = ScenarioReport::new("scan", args.rows);
+    report.figures.push(figure("fetch-only", &fetch));
+    report.figures.push(figure("ferry", &ferry));
+    let ratios: Vec<f64> = fetch
+        .iter()
+        .zip(&ferry)
+        .map(|(a, f)| (f.rows as f64 / f.seconds) / (a.rows as f64 / a.seconds))
+        .collect();
+    report
+        .ratios
+        .insert("ferry/fetch-only".into(), median(&ratios));
+    report.notes.push(format!(
+        "shape {:?}, {} splits, {} at once, page size {}, {} runs each (medians), one warm-up fetch pass; \
+         peak RSS is the whole process's",
+        args.shape, splits.len(), args.concurrency, args.page_size, args.runs
+    ));
+    report.print();
+    if let Some(path) = &args.json {
+        report.write(path)?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "ferry-bench", about = "Ferry's benchmarks and data generator")]
@@ -14,6 +139,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Scan-only throughput: Ferry's Arrow scan against a driver-only fetch loop.
+    Scan(ScanArgs),
     /// Write a reproducible table into Cassandra.
     Datagen {
         /// Table shape.
@@ -38,6 +165,13 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Scan(args) => match scan(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Datagen {
             shape,
             table,

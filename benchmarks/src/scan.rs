@@ -1,0 +1,131 @@
+//! `ferry-bench scan`: Ferry's scan (pages decoded into Arrow) against a driver-only loop that
+//! fetches the same pages of the same splits and decodes nothing. The ratio is what decoding
+//! costs on top of what Cassandra itself needs to serve the data.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+use ferry_connectors::cassandra::routing::ReplicaRouting;
+use ferry_connectors::cassandra::{CassandraTable, SourceTable, Split};
+use futures::{StreamExt, TryStreamExt, stream};
+use scylla::client::session::Session;
+use scylla::response::{PagingState, PagingStateResponse};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One timed pass: rows and bytes seen, and seconds taken.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass {
+    pub rows: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// Fetches every page of every split with the driver and counts rows, decoding nothing.
+pub async fn fetch_only(
+    session: &Arc<Session>,
+    source: &SourceTable,
+    splits: &[Split],
+    page_size: i32,
+    concurrency: usize,
+) -> Result<Pass, BoxError> {
+    let columns: Vec<String> = source
+        .columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.name))
+        .collect();
+    let key: Vec<String> = source
+        .partition_key()
+        .map(|c| format!("\"{}\"", c.name))
+        .collect();
+    let token = format!("token({})", key.join(", "));
+    let cql = format!(
+        "SELECT {} FROM \"{}\".\"{}\" WHERE {token} > ? AND {token} <= ?",
+        columns.join(", "),
+        source.keyspace,
+        source.table
+    );
+    let mut statement = session.prepare(cql).await?;
+    statement.set_page_size(page_size);
+    let started = Instant::now();
+    let totals: Vec<(u64, u64)> = stream::iter(splits.iter().cloned())
+        .map(|split| {
+            let mut statement = statement.clone();
+            let ids: Vec<_> = split.replicas.iter().map(|r| r.host_id).collect();
+            statement
+                .set_load_balancing_policy(Some(Arc::new(ReplicaRouting::new(&ids, split.index))));
+            let session = Arc::clone(session);
+            let task = tokio::spawn(async move {
+                let (mut rows, mut bytes) = (0u64, 0u64);
+                for range in &split.ranges {
+                    let mut paging = PagingState::start();
+                    loop {
+                        let (result, next) = session
+                            .execute_single_page(&statement, (range.start, range.end), paging)
+                            .await?;
+                        let result = result.into_rows_result()?;
+                        rows += result.rows_num() as u64;
+                        bytes += result.rows_bytes_size() as u64;
+                        match next {
+                            PagingStateResponse::HasMorePages { state } => paging = state,
+                            PagingStateResponse::NoMorePages => break,
+                        }
+                    }
+                }
+                Ok::<_, BoxError>((rows, bytes))
+            });
+            async move { task.await? }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    Ok(Pass {
+        rows: totals.iter().map(|t| t.0).sum(),
+        bytes: totals.iter().map(|t| t.1).sum(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Reads every partition of Ferry's scan, decoding every page into Arrow.
+pub async fn ferry_scan(
+    session: &Arc<Session>,
+    source: &SourceTable,
+    splits: &[Split],
+    page_size: i32,
+    concurrency: usize,
+) -> Result<Pass, BoxError> {
+    let table = CassandraTable::new(
+        Arc::clone(session),
+        source.clone(),
+        splits.to_vec(),
+        page_size,
+    );
+    let exec = Arc::new(table.scan_exec(None, None).await?);
+    let ctx = SessionContext::new().task_ctx();
+    let counters = table.counters();
+    let started = Instant::now();
+    let rows: Vec<u64> = stream::iter(0..splits.len())
+        .map(|k| {
+            let (exec, ctx) = (Arc::clone(&exec), Arc::clone(&ctx));
+            // Each split on a task of its own, as the runner's workers are.
+            let task = tokio::spawn(async move {
+                let mut batches = exec.execute(k, ctx)?;
+                let mut rows = 0u64;
+                while let Some(batch) = batches.next().await {
+                    rows += batch?.num_rows() as u64;
+                }
+                Ok::<_, BoxError>(rows)
+            });
+            async move { task.await? }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    Ok(Pass {
+        rows: rows.iter().sum(),
+        bytes: counters.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
