@@ -84,6 +84,13 @@ pub struct TableConfig {
     /// Splits for this table (`"auto"` or a count), overriding `run.splits`.
     #[serde(default)]
     pub splits: Option<SplitCount>,
+    /// Columns whose write time to expose as `_writetime_<col>` (bigint, µs since the epoch);
+    /// `["*"]` for every regular and static column that has one.
+    #[serde(default)]
+    pub writetime: Vec<String>,
+    /// Columns whose TTL to expose as `_ttl_<col>` (int, seconds; NULL when none); `["*"]` for all.
+    #[serde(default)]
+    pub ttl: Vec<String>,
 }
 
 impl TableConfig {

@@ -64,7 +64,9 @@ pub async fn plan_table(
     let (keyspace, name) = table
         .source_parts()
         .expect("Config::validate checked `keyspace.table`");
-    let source = SourceTable::load(session, keyspace, name).await?;
+    let source = SourceTable::load(session, keyspace, name)
+        .await?
+        .with_metadata_columns(&table.writetime, &table.ttl)?;
     let splits = plan_splits(
         session,
         keyspace,

@@ -234,3 +234,88 @@ async fn a_transform_file_renames_derives_and_filters() {
     assert_eq!(actual.len(), expected.len());
     assert_eq!(actual, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writetime_and_ttl_columns_are_opt_in() {
+    let session = support::cassandra().await;
+    let client = support::postgres().await;
+    support::keyspace(&session, KEYSPACE).await;
+    support::cql(
+        &session,
+        &format!("DROP TABLE IF EXISTS {KEYSPACE}.cell_meta"),
+    )
+    .await;
+    support::cql(
+        &session,
+        &format!("CREATE TABLE {KEYSPACE}.cell_meta (id int PRIMARY KEY, v text, w int)"),
+    )
+    .await;
+    for id in 0..20 {
+        let ttl = if id % 2 == 0 { " AND TTL 3600" } else { "" };
+        support::cql(
+            &session,
+            &format!(
+                "INSERT INTO {KEYSPACE}.cell_meta (id, v, w) VALUES ({id}, 'v{id}', {id}) \
+                 USING TIMESTAMP {}{ttl}",
+                1_700_000_000_000_000i64 + id
+            ),
+        )
+        .await;
+    }
+    create_target(
+        &client,
+        "e2e_cell_meta",
+        "id integer PRIMARY KEY, v text, w integer, _writetime_v bigint, _ttl_v integer, \
+         _writetime_w bigint",
+    )
+    .await;
+    let dir = support::scratch_dir("migrate_cell_meta");
+    let config = support::write_config(
+        &dir,
+        "connections = 2\nsplits = 4",
+        &format!(
+            "[[table]]\nsource = \"{KEYSPACE}.cell_meta\"\ntarget = \"e2e_cell_meta\"\n\
+             writetime = [\"v\", \"w\"]\nttl = [\"v\"]"
+        ),
+    );
+    let out = support::ferry(&["migrate", "--config", config.to_str().expect("utf-8 path")]);
+    assert!(
+        out.status.success(),
+        "ferry migrate failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = client
+        .query(
+            "SELECT id, _writetime_v, _ttl_v, _writetime_w FROM e2e_cell_meta ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("target query");
+    assert_eq!(rows.len(), 20);
+    for r in rows {
+        let id: i32 = r.get(0);
+        let writetime: i64 = r.get(1);
+        let ttl: Option<i32> = r.get(2);
+        assert_eq!(writetime, 1_700_000_000_000_000 + i64::from(id));
+        assert_eq!(r.get::<_, i64>(3), writetime);
+        if id % 2 == 0 {
+            assert!(
+                ttl.is_some_and(|t| t > 3000 && t <= 3600),
+                "id {id}: ttl {ttl:?}"
+            );
+        } else {
+            assert_eq!(ttl, None, "id {id}");
+        }
+    }
+
+    // A key column has no write time of its own: refused, naming it.
+    let config = support::write_config(
+        &dir,
+        "connections = 1",
+        &format!(
+            "[[table]]\nsource = \"{KEYSPACE}.cell_meta\"\ntarget = \"e2e_cell_meta\"\nwritetime = [\"id\"]"
+        ),
+    );
+    let out = support::ferry(&["migrate", "--config", config.to_str().expect("utf-8 path")]);
+    support::assert_clean_failure(&out, 1, &["writetime/ttl of \"id\" is not available"]);
+}

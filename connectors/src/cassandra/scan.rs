@@ -139,7 +139,7 @@ impl CassandraTable {
         } else {
             columns
                 .iter()
-                .map(|&i| quote_cql(&self.source.columns[i].name))
+                .map(|&i| SourceTable::select_expr(&self.source.columns[i]))
                 .collect()
         };
         let key: Vec<String> = self

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::datatypes::{Schema, SchemaRef};
-use ferry_sql::types::{CqlType, UdtResolver};
+use ferry_sql::types::{CqlType, NativeType, UdtResolver};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -55,13 +55,21 @@ pub async fn connect(config: &CassandraConfig) -> Result<Arc<Session>> {
     Ok(Arc::new(session))
 }
 
-/// Where a column sits in the primary key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a column sits in the primary key, or which cell metadata it exposes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColumnKind {
     PartitionKey,
     Clustering,
     Static,
     Regular,
+    /// `writetime(of)`: the write timestamp of a cell, µs since the epoch (`_writetime_<of>`).
+    WriteTime {
+        of: String,
+    },
+    /// `ttl(of)`: seconds until a cell expires, NULL when it never does (`_ttl_<of>`).
+    Ttl {
+        of: String,
+    },
 }
 
 /// One column of a Cassandra table.
@@ -134,13 +142,13 @@ impl SourceTable {
                 table: table.to_string(),
             });
         }
-        let rank = |k: ColumnKind| match k {
+        let rank = |k: &ColumnKind| match k {
             ColumnKind::PartitionKey => 0,
             ColumnKind::Clustering => 1,
-            ColumnKind::Static | ColumnKind::Regular => 2,
+            _ => 2,
         };
         columns.sort_by(|a, b| {
-            (rank(a.kind), a.position, &a.name).cmp(&(rank(b.kind), b.position, &b.name))
+            (rank(&a.kind), a.position, &a.name).cmp(&(rank(&b.kind), b.position, &b.name))
         });
         Ok(Self {
             keyspace: keyspace.to_string(),
@@ -152,6 +160,82 @@ impl SourceTable {
     /// `keyspace.table`, for messages.
     pub fn qualified_name(&self) -> String {
         format!("{}.{}", self.keyspace, self.table)
+    }
+
+    /// Adds the opt-in metadata columns `_writetime_<col>` and `_ttl_<col>` for the named
+    /// columns (`"*"` = every regular and static column that has a single write time).
+    pub fn with_metadata_columns(mut self, writetime: &[String], ttl: &[String]) -> Result<Self> {
+        let eligible = |c: &SourceColumn| {
+            matches!(c.kind, ColumnKind::Regular | ColumnKind::Static)
+                && !matches!(
+                    c.cql_type,
+                    CqlType::List(_) | CqlType::Set(_) | CqlType::Map(..) | CqlType::Udt { .. }
+                )
+        };
+        let mut added = Vec::new();
+        for (names, is_writetime) in [(writetime, true), (ttl, false)] {
+            let targets: Vec<String> = if names.iter().any(|n| n == "*") {
+                self.columns
+                    .iter()
+                    .filter(|c| eligible(c))
+                    .map(|c| c.name.clone())
+                    .collect()
+            } else {
+                names.to_vec()
+            };
+            for of in targets {
+                let column = self.columns.iter().find(|c| c.name == of).ok_or_else(|| {
+                    ConnectorError::Config {
+                        section: "table",
+                        message: format!(
+                            "{}: no column {of:?} for writetime/ttl",
+                            self.qualified_name()
+                        ),
+                    }
+                })?;
+                if !eligible(column) {
+                    return Err(ConnectorError::Config {
+                        section: "table",
+                        message: format!(
+                            "{}: writetime/ttl of {of:?} is not available: only regular and static \
+                             columns that are not multi-cell collections or UDTs have one write time",
+                            self.qualified_name()
+                        ),
+                    });
+                }
+                let (name, kind, native) = if is_writetime {
+                    (
+                        format!("_writetime_{of}"),
+                        ColumnKind::WriteTime { of },
+                        NativeType::BigInt,
+                    )
+                } else {
+                    (
+                        format!("_ttl_{of}"),
+                        ColumnKind::Ttl { of },
+                        NativeType::Int,
+                    )
+                };
+                added.push(SourceColumn {
+                    name,
+                    kind,
+                    position: 0,
+                    cql_type: CqlType::Native(native),
+                    descending: false,
+                });
+            }
+        }
+        self.columns.extend(added);
+        Ok(self)
+    }
+
+    /// The CQL expression that selects `column`.
+    pub fn select_expr(column: &SourceColumn) -> String {
+        match &column.kind {
+            ColumnKind::WriteTime { of } => format!("writetime({})", quote_cql(of)),
+            ColumnKind::Ttl { of } => format!("ttl({})", quote_cql(of)),
+            _ => quote_cql(&column.name),
+        }
     }
 
     /// The partition key columns, in key order.
@@ -167,7 +251,7 @@ impl SourceTable {
             .columns
             .iter()
             .map(|c| {
-                let nullable = matches!(c.kind, ColumnKind::Static | ColumnKind::Regular);
+                let nullable = !matches!(c.kind, ColumnKind::PartitionKey | ColumnKind::Clustering);
                 c.cql_type.arrow_field(&c.name, nullable)
             })
             .collect::<Vec<_>>();
