@@ -39,6 +39,10 @@ const CREATE_TABLE: &str = "CREATE TABLE ferry_torture.everything (
     c_frozen_udt frozen<address>, c_udt address,
     c_map_of_lists map<text, frozen<list<int>>>, c_list_of_maps list<frozen<map<int, text>>>,
     c_vector vector<float, 3>, c_vector_text vector<text, 2>,
+    c_vec_tinyint vector<tinyint, 2>, c_vec_smallint vector<smallint, 2>,
+    c_vec_date vector<date, 2>, c_vec_time vector<time, 2>, c_vec_boolean vector<boolean, 2>,
+    c_vec_bigint vector<bigint, 2>, c_vec_uuid vector<uuid, 2>, c_vec_varint vector<varint, 2>,
+    c_vec_list vector<frozen<list<int>>, 2>,
     PRIMARY KEY (pk, ck))";
 
 /// Columns written as Cassandra "empty" values (`blobAsX(0x)`) in row (3, 0).
@@ -60,6 +64,14 @@ const EMPTY_COLUMNS: &[(&str, &str)] = &[
 const ROWS: &[&str] = &[
     // All NULLs except the key.
     "(pk, ck) VALUES (0, 0)",
+    // Vectors of every element width: Cassandra packs only some fixed-size types unprefixed.
+    "(pk, ck, c_vec_tinyint, c_vec_smallint, c_vec_date, c_vec_time, c_vec_boolean, c_vec_bigint,
+      c_vec_uuid, c_vec_varint, c_vec_list)
+     VALUES (0, 1, [-128, 127], [-32768, 32767], ['-5000-01-01', '9999-12-31'],
+      ['00:00:00', '23:59:59.999999999'], [true, false],
+      [-9223372036854775808, 9223372036854775807],
+      [00000000-0000-0000-0000-000000000000, ffffffff-ffff-ffff-ffff-ffffffffffff],
+      [-1000000000000000000000000000000000000000000000000000000000000, 0], [[1, 2], []])",
     // Minimum values, negative scale, far-past dates, negative duration, empty frozen collections.
     "(pk, ck, c_static, c_ascii, c_text, c_varchar, c_tinyint, c_smallint, c_int, c_bigint,
       c_varint, c_decimal, c_float, c_double, c_boolean, c_timestamp, c_date, c_time,
