@@ -114,6 +114,16 @@ const ROWS: &[&str] = &[
      VALUES (1, 5, '2001:db8::8a2e:370:7334', '+10000-01-01', -129, 2147483647d)",
 ];
 
+/// Rows (pk 5) with an empty value nested in a collection, tuple or UDT: each is one counted cell.
+const NESTED_EMPTIES: &[&str] = &[
+    "c_tuple) VALUES (5, 0, (blobAsInt(0x), 'x'))",
+    "c_udt) VALUES (5, 1, {street: 'a', zip: blobAsInt(0x)})",
+    "c_list) VALUES (5, 2, [blobAsInt(0x), 1])",
+    "c_frozen_udt) VALUES (5, 3, {street: 'a', zip: blobAsInt(0x)})",
+    "c_map) VALUES (5, 4, {'k': blobAsInt(0x), 'l': 2})",
+    "c_map_of_lists) VALUES (5, 5, {'k': [blobAsInt(0x)]})",
+];
+
 // Not written: '' inside `vector<text, n>`. scylla 1.9 reads a zero-length vector element as
 // NULL and fails the row (`ExpectedNonNull`), so the oracle cannot check it.
 
@@ -148,6 +158,14 @@ async fn seed(session: &scylla::client::session::Session) {
         ),
     )
     .await;
+
+    for row in NESTED_EMPTIES {
+        support::cql(
+            session,
+            &format!("INSERT INTO {KEYSPACE}.{TABLE} (pk, ck, {row}"),
+        )
+        .await;
+    }
 
     // ~2 MB of text and of blob in one row, bound rather than inlined.
     let big_text: String = "ferry→🦀 ".repeat(2 * 1024 * 1024 / 12);
@@ -188,23 +206,85 @@ async fn seed(session: &scylla::client::session::Session) {
 async fn every_cql_type_decodes_like_the_driver() {
     let session = support::cassandra().await;
     seed(&session).await;
+    let expected_rows = ROWS.len() + 2 + NESTED_EMPTIES.len() + 20 + SPREAD_PARTITIONS as usize;
+    let scan = compare_with_driver(&session, TABLE, expected_rows).await;
+    assert_eq!(
+        scan.empty_cells,
+        (EMPTY_COLUMNS.len() + NESTED_EMPTIES.len()) as u64,
+        "cells holding an empty value, as the driver sees them"
+    );
+    assert_eq!(
+        scan.counted_empties, scan.empty_cells,
+        "empty cells counted by Ferry"
+    );
+}
 
-    // Ferry's side: the real scan, through DataFusion, over 4 ring splits.
+#[tokio::test]
+async fn counters_decode_like_the_driver() {
+    let session = support::cassandra().await;
+    support::keyspace(&session, KEYSPACE).await;
+    support::cql(&session, &format!("DROP TABLE IF EXISTS {KEYSPACE}.counts")).await;
+    support::cql(
+        &session,
+        &format!(
+            "CREATE TABLE {KEYSPACE}.counts (pk int, ck int, hits counter, misses counter, \
+             PRIMARY KEY (pk, ck))"
+        ),
+    )
+    .await;
+    let deltas: [(i64, i64); 4] = [(i64::MAX, 0), (i64::MIN, -1), (0, 1), (-7, 7)];
+    for (i, (hits, misses)) in deltas.iter().enumerate() {
+        support::cql(
+            &session,
+            &format!(
+                "UPDATE {KEYSPACE}.counts SET hits = hits + {hits}, misses = misses + {misses} \
+                 WHERE pk = {i} AND ck = 0"
+            ),
+        )
+        .await;
+    }
+    // Only one counter of this row is ever written: the other reads as NULL.
+    support::cql(
+        &session,
+        &format!("UPDATE {KEYSPACE}.counts SET hits = hits + 1 WHERE pk = 9 AND ck = 9"),
+    )
+    .await;
+    let scan = compare_with_driver(&session, "counts", deltas.len() + 1).await;
+    assert_eq!((scan.empty_cells, scan.counted_empties), (0, 0));
+}
+
+/// What one comparison saw.
+struct Compared {
+    /// Top-level cells holding a Cassandra "empty" value at any depth, per the driver.
+    empty_cells: u64,
+    /// `ScanCounters::empty_values` after Ferry's scan.
+    counted_empties: u64,
+}
+
+/// Reads `ferry_torture.{table}` (keyed by int `pk`, `ck`) through Ferry's scan over 4 ring
+/// splits and through the driver, and fails naming every cell where they differ.
+async fn compare_with_driver(
+    session: &scylla::client::session::Session,
+    table: &str,
+    expected_rows: usize,
+) -> Compared {
+    // Ferry's side: the real scan, through DataFusion.
     let ferry_session = connect(&CassandraConfig::new(vec![support::cassandra_addr()]))
         .await
         .expect("connect");
-    let source = SourceTable::load(&ferry_session, KEYSPACE, TABLE)
+    let source = SourceTable::load(&ferry_session, KEYSPACE, table)
         .await
         .expect("load the table schema");
     let names: Vec<String> = source.columns.iter().map(|c| c.name.clone()).collect();
-    let splits = plan_splits(&ferry_session, KEYSPACE, TABLE, SplitCount::Fixed(4), None)
+    let splits = plan_splits(&ferry_session, KEYSPACE, table, SplitCount::Fixed(4), None)
         .await
         .expect("plan splits");
     assert!(splits.len() >= 4, "{} splits", splits.len());
-    let table = CassandraTable::new(ferry_session, source, splits, 1000);
-    let counters = table.counters();
+    let provider = CassandraTable::new(ferry_session, source, splits, 1000);
+    let counters = provider.counters();
     let ctx = SessionContext::new();
-    ctx.register_table("t", Arc::new(table)).expect("register");
+    ctx.register_table("t", Arc::new(provider))
+        .expect("register");
     let batches = ctx
         .sql("SELECT * FROM t")
         .await
@@ -215,7 +295,7 @@ async fn every_cql_type_decodes_like_the_driver() {
 
     // The oracle: the same columns, in the same order, through the driver's typed API.
     let select = format!(
-        "SELECT {} FROM {KEYSPACE}.{TABLE}",
+        "SELECT {} FROM {KEYSPACE}.{table}",
         names
             .iter()
             .map(|n| format!("\"{n}\""))
@@ -246,12 +326,11 @@ async fn every_cql_type_decodes_like_the_driver() {
             );
         }
     }
-    let expected_rows = ROWS.len() + 2 + 20 + SPREAD_PARTITIONS as usize;
     assert_eq!(oracle.len(), expected_rows, "rows seen by the driver");
     assert_eq!(arrow_rows.len(), expected_rows, "rows read by Ferry");
 
     let mut failures = Vec::new();
-    let mut empties = 0u64;
+    let mut empty_cells = 0u64;
     for row in &oracle {
         let key = match (&row.columns[pk], &row.columns[ck]) {
             (Some(CqlValue::Int(p)), Some(CqlValue::Int(c))) => (*p, *c),
@@ -263,12 +342,9 @@ async fn every_cql_type_decodes_like_the_driver() {
         };
         for (i, cell) in row.columns.iter().enumerate() {
             let array = batch.column(i);
+            empty_cells += u64::from(cell.as_ref().is_some_and(holds_empty));
             let result = match cell {
-                None => null_at(array.as_ref(), *r),
-                Some(CqlValue::Empty) => {
-                    empties += 1;
-                    null_at(array.as_ref(), *r)
-                }
+                None | Some(CqlValue::Empty) => null_at(array.as_ref(), *r),
                 Some(v) => cql_equals_arrow(v, array.as_ref(), *r),
             };
             if let Err(e) = result {
@@ -278,20 +354,33 @@ async fn every_cql_type_decodes_like_the_driver() {
     }
     assert!(
         failures.is_empty(),
-        "{} mismatches:\n{}",
+        "{} mismatches in {table}:\n{}",
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(
-        empties,
-        EMPTY_COLUMNS.len() as u64,
-        "empty cells seen by the driver"
-    );
-    assert_eq!(
-        counters.empty_values.load(Ordering::Relaxed),
-        empties,
-        "empty cells counted by Ferry"
-    );
+    Compared {
+        empty_cells,
+        counted_empties: counters.empty_values.load(Ordering::Relaxed),
+    }
+}
+
+/// Whether `value` is, or contains at any depth, a Cassandra "empty" value.
+fn holds_empty(value: &CqlValue) -> bool {
+    match value {
+        CqlValue::Empty => true,
+        CqlValue::List(items) | CqlValue::Set(items) | CqlValue::Vector(items) => {
+            items.iter().any(holds_empty)
+        }
+        CqlValue::Map(entries) => entries
+            .iter()
+            .any(|(k, v)| holds_empty(k) || holds_empty(v)),
+        CqlValue::Tuple(fields) => fields.iter().flatten().any(holds_empty),
+        CqlValue::UserDefinedType { fields, .. } => fields
+            .iter()
+            .filter_map(|(_, v)| v.as_ref())
+            .any(holds_empty),
+        _ => false,
+    }
 }
 
 fn null_at(array: &dyn Array, row: usize) -> Result<(), String> {
