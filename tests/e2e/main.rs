@@ -6,3 +6,4 @@ mod config_errors;
 mod migrate;
 mod query;
 mod support;
+mod torture;

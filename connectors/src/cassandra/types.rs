@@ -395,14 +395,17 @@ impl Nested {
     }
 }
 
-/// The width of a CQL type whose values always have the same size, as vectors pack them.
+/// The element width of a vector whose elements Cassandra packs without a length prefix.
+///
+/// Only the types whose Cassandra `AbstractType` declares a fixed length: `tinyint`,
+/// `smallint`, `date` and `time` have constant sizes too, but Cassandra still prefixes them
+/// with a vint length inside a vector, so they must not be listed here.
 fn fixed_width(ty: &CqlType) -> Option<usize> {
     use NativeType::*;
     match ty.unfrozen() {
-        CqlType::Native(Boolean | TinyInt) => Some(1),
-        CqlType::Native(SmallInt) => Some(2),
-        CqlType::Native(Int | Float | Date) => Some(4),
-        CqlType::Native(BigInt | Counter | Double | Timestamp | Time) => Some(8),
+        CqlType::Native(Boolean) => Some(1),
+        CqlType::Native(Int | Float) => Some(4),
+        CqlType::Native(BigInt | Double | Timestamp) => Some(8),
         CqlType::Native(Uuid | TimeUuid) => Some(16),
         _ => None,
     }
@@ -606,7 +609,9 @@ mod tests {
 #[cfg(test)]
 mod nested_tests {
     use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Float32Type, Int32Type};
+    use arrow::datatypes::{
+        Date32Type, Float32Type, Int8Type, Int16Type, Int32Type, Time64NanosecondType,
+    };
     use ferry_sql::types::NoUdts;
 
     use super::*;
@@ -689,6 +694,41 @@ mod nested_tests {
         let texts = a.as_fixed_size_list().value(0);
         let texts = texts.as_string::<i32>();
         assert_eq!((texts.value(0), texts.value(1)), ("a", "bc"));
+    }
+
+    #[test]
+    fn vectors_of_short_fixed_size_types_are_length_prefixed() {
+        // As Cassandra 5.0 writes `[-128, 127]` and `['1970-01-01', '1970-01-02']`: each
+        // element after a one-byte vint length, unlike int/float/bigint/uuid elements.
+        let mut v = decoder("vector<tinyint, 2>");
+        v.push(&[1, 0x80, 1, 0x7f]).expect("tinyint vector");
+        let a = v.finish();
+        let items = a.as_fixed_size_list().value(0);
+        assert_eq!(items.as_primitive::<Int8Type>().values(), &[-128, 127]);
+
+        let mut v = decoder("vector<smallint, 1>");
+        v.push(&[2, 0x80, 0x00]).expect("smallint vector");
+        let a = v.finish();
+        let items = a.as_fixed_size_list().value(0);
+        assert_eq!(items.as_primitive::<Int16Type>().values(), &[-32768]);
+
+        let mut v = decoder("vector<date, 2>");
+        v.push(&[4, 0x80, 0, 0, 0, 4, 0x80, 0, 0, 1])
+            .expect("date vector");
+        let a = v.finish();
+        let items = a.as_fixed_size_list().value(0);
+        assert_eq!(items.as_primitive::<Date32Type>().values(), &[0, 1]);
+
+        let mut v = decoder("vector<time, 1>");
+        let mut value = vec![8];
+        value.extend(86_399_999_999_999i64.to_be_bytes());
+        v.push(&value).expect("time vector");
+        let a = v.finish();
+        let items = a.as_fixed_size_list().value(0);
+        assert_eq!(
+            items.as_primitive::<Time64NanosecondType>().values(),
+            &[86_399_999_999_999]
+        );
     }
 
     #[test]
