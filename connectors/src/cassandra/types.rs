@@ -489,6 +489,9 @@ fn write_varint(bytes: &[u8], out: &mut String) {
     }
 }
 
+/// Beyond this many zeros, decimals are written as `digitsE±exponent`.
+const MAX_PLAIN_SCALE: u32 = 1000;
+
 /// `unscaled × 10^-scale` in plain notation (no exponent), which `numeric` parses exactly.
 fn write_decimal(unscaled: &[u8], scale: i32, out: &mut String) {
     if unscaled.is_empty() {
@@ -502,6 +505,12 @@ fn write_decimal(unscaled: &[u8], scale: i32, out: &mut String) {
         None => ("", digits.as_str()),
     };
     out.push_str(sign);
+    if scale.unsigned_abs() > MAX_PLAIN_SCALE {
+        // Plain notation would be megabytes of zeros: keep it exact in scientific notation.
+        out.push_str(digits);
+        let _ = write!(out, "E{}", -i64::from(scale));
+        return;
+    }
     if scale <= 0 {
         out.push_str(digits);
         if digits != "0" {
@@ -562,6 +571,8 @@ mod tests {
         assert_eq!(decimal(&[0x05], -3), "5000");
         assert_eq!(decimal(&[0x00], -3), "0");
         assert_eq!(decimal(&[0x05], 0), "5");
+        assert_eq!(decimal(&[0x01], i32::MIN), "1E2147483648");
+        assert_eq!(decimal(&[0xff], 5000), "-1E-5000");
     }
 
     #[test]
