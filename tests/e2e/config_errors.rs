@@ -23,13 +23,7 @@ fn an_unknown_field_is_named() {
 #[test]
 fn an_unreachable_cassandra_is_named_with_the_fix() {
     let dir = support::scratch_dir("config_unreachable");
-    let text = format!(
-        "[source]\ncontact_points = [\"127.0.0.1:1\"]\nconnect_timeout_ms = 2000\n\n\
-         [target]\nurl = \"{}\"\n\n[[table]]\nsource = \"ks.t\"\n",
-        support::postgres_url()
-    );
-    let config = dir.join("ferry.toml");
-    std::fs::write(&config, text).expect("write config");
+    let config = support::unreachable_cassandra_config(&dir);
     let report = dir.join("report.json");
     let out = support::ferry(&[
         "migrate",

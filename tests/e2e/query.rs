@@ -300,13 +300,7 @@ async fn ddl_and_dml_are_refused() {
 #[test]
 fn an_unreachable_cassandra_exits_1_with_the_connectors_message() {
     let dir = support::scratch_dir("query_unreachable");
-    let text = format!(
-        "[source]\ncontact_points = [\"127.0.0.1:1\"]\nconnect_timeout_ms = 2000\n\n\
-         [target]\nurl = \"{}\"\n\n[[table]]\nsource = \"ks.t\"\n",
-        support::postgres_url()
-    );
-    let config = dir.join("ferry.toml");
-    std::fs::write(&config, text).expect("write config");
+    let config = support::unreachable_cassandra_config(&dir);
     let out = support::ferry(&[
         "query",
         "-c",

@@ -80,6 +80,18 @@ pub fn write_config(dir: &Path, run: &str, tables: &str) -> PathBuf {
     path
 }
 
+/// Writes `ferry.toml` into `dir` pointing at a Cassandra that is not there (port 1).
+pub fn unreachable_cassandra_config(dir: &Path) -> PathBuf {
+    let text = format!(
+        "[source]\ncontact_points = [\"127.0.0.1:1\"]\nconnect_timeout_ms = 2000\n\n\
+         [target]\nurl = \"{}\"\n\n[[table]]\nsource = \"ks.t\"\n",
+        postgres_url()
+    );
+    let path = dir.join("ferry.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
 /// Runs the `ferry` binary.
 pub fn ferry(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
