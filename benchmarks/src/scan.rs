@@ -31,22 +31,14 @@ pub async fn fetch_only(
     page_size: i32,
     concurrency: usize,
 ) -> Result<Pass, BoxError> {
-    let columns: Vec<String> = source
-        .columns
-        .iter()
-        .map(|c| format!("\"{}\"", c.name))
-        .collect();
-    let key: Vec<String> = source
-        .partition_key()
-        .map(|c| format!("\"{}\"", c.name))
-        .collect();
-    let token = format!("token({})", key.join(", "));
-    let cql = format!(
-        "SELECT {} FROM \"{}\".\"{}\" WHERE {token} > ? AND {token} <= ?",
-        columns.join(", "),
-        source.keyspace,
-        source.table
+    // Exactly the statement Ferry's scan runs, so both sides fetch the same pages.
+    let table = CassandraTable::new(
+        Arc::clone(session),
+        source.clone(),
+        splits.to_vec(),
+        page_size,
     );
+    let cql = table.scan_exec(None, None).await?.cql().to_string();
     let mut statement = session.prepare(cql).await?;
     statement.set_page_size(page_size);
     let started = Instant::now();
