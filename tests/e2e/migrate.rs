@@ -319,3 +319,72 @@ async fn writetime_and_ttl_columns_are_opt_in() {
     let out = support::ferry(&["migrate", "--config", config.to_str().expect("utf-8 path")]);
     support::assert_clean_failure(&out, 1, &["writetime/ttl of \"id\" is not available"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_key_filter_reads_only_that_partition() {
+    const ROWS: u64 = 20_000;
+    const SEED: u64 = 23;
+    let session = support::cassandra().await;
+    let client = support::postgres().await;
+    seed_source(&session, "keyed", ROWS, SEED).await;
+    create_target(
+        &client,
+        "e2e_keyed",
+        "account_id bigint NOT NULL, event_id uuid NOT NULL, seq integer, \
+         PRIMARY KEY (account_id, event_id)",
+    )
+    .await;
+    // The busiest account, so the check is not trivially about one row.
+    let mut per_account = std::collections::HashMap::<i64, Vec<QuickstartRow>>::new();
+    for i in 0..ROWS {
+        let r = QuickstartRow::generate(SEED, i);
+        per_account.entry(r.account_id).or_default().push(r);
+    }
+    let (account, expected) = per_account
+        .into_iter()
+        .max_by_key(|(a, rows)| (rows.len(), *a))
+        .expect("rows exist");
+    let dir = support::scratch_dir("migrate_keyed");
+    std::fs::write(
+        dir.join("keyed.sql"),
+        format!("SELECT account_id, event_id, seq FROM source WHERE account_id = {account}\n"),
+    )
+    .expect("write transform");
+    let config = support::write_config(
+        &dir,
+        "connections = 2\nsplits = 8",
+        &format!(
+            "[[table]]\nsource = \"{KEYSPACE}.keyed\"\ntarget = \"e2e_keyed\"\ntransform = \"keyed.sql\""
+        ),
+    );
+    let report_path = dir.join("report.json");
+    let out = support::ferry(&[
+        "migrate",
+        "--config",
+        config.to_str().expect("utf-8 path"),
+        "--report",
+        report_path.to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "ferry migrate failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = support::read_report(&report_path);
+    let t = &report["tables"][0];
+    assert_eq!(t["rows_written"], expected.len() as u64);
+    // Pushed down: the scan read that partition and nothing else.
+    assert_eq!(t["source_rows"], expected.len() as u64);
+    let mut actual: Vec<(Uuid, Option<i32>)> = client
+        .query("SELECT event_id, seq FROM e2e_keyed", &[])
+        .await
+        .expect("target query")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut wanted: Vec<(Uuid, Option<i32>)> =
+        expected.iter().map(|r| (r.event_id, r.seq)).collect();
+    actual.sort();
+    wanted.sort();
+    assert_eq!(actual, wanted);
+}

@@ -7,6 +7,7 @@
 //! - [`types`]: decoding CQL cells straight from the response frame into Arrow builders.
 
 pub mod config;
+pub mod pushdown;
 pub mod ring;
 pub mod routing;
 pub mod scan;

@@ -21,6 +21,7 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::TableProviderFilterPushDown;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -34,8 +35,10 @@ use scylla::deserialize::row::ColumnIterator;
 use scylla::response::query_result::QueryResult;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlValue;
 use tokio::task::JoinHandle;
 
+use super::pushdown::{KeyLookup, key_lookup};
 use super::ring::{Split, TokenRange};
 use super::routing::ReplicaRouting;
 use super::session::{SourceTable, cassandra_err, quote_cql};
@@ -118,6 +121,17 @@ impl CassandraTable {
         projection: Option<&Vec<usize>>,
         limit: Option<usize>,
     ) -> Result<CassandraScanExec> {
+        self.scan_exec_filtered(projection, &[], limit).await
+    }
+
+    /// Like [`Self::scan_exec`], reading only the partition `filters` pin down when they fix the
+    /// whole partition key (see [`super::pushdown`]).
+    pub async fn scan_exec_filtered(
+        &self,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<CassandraScanExec> {
         let all: Vec<usize> = (0..self.source.columns.len()).collect();
         let projection = projection.cloned().unwrap_or(all);
         let columns: Vec<usize> = projection.clone();
@@ -148,8 +162,18 @@ impl CassandraTable {
             .map(|c| quote_cql(&c.name))
             .collect();
         let token = format!("token({})", key.join(", "));
+        let filter_refs: Vec<&Expr> = filters.iter().collect();
+        let lookup = key_lookup(&self.session, &self.source, &filter_refs);
+        let condition = match &lookup {
+            Some(_) => key
+                .iter()
+                .map(|k| format!("{k} = ?"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+            None => format!("{token} > ? AND {token} <= ?"),
+        };
         let mut cql = format!(
-            "SELECT {} FROM {}.{} WHERE {token} > ? AND {token} <= ?",
+            "SELECT {} FROM {}.{} WHERE {condition}",
             selected.join(", "),
             quote_cql(&self.source.keyspace),
             quote_cql(&self.source.table),
@@ -173,6 +197,7 @@ impl CassandraTable {
             statement,
             cql,
             limit,
+            lookup: lookup.map(Arc::new),
             counters: Arc::clone(&self.counters),
         }))
     }
@@ -192,10 +217,30 @@ impl TableProvider for CassandraTable {
         &self,
         _state: &dyn DfSession,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(self.scan_exec(projection, limit).await?))
+        Ok(Arc::new(
+            self.scan_exec_filtered(projection, filters, limit).await?,
+        ))
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        let exact = key_lookup(&self.session, &self.source, filters)
+            .map(|l| l.filters)
+            .unwrap_or_default();
+        Ok((0..filters.len())
+            .map(|i| {
+                if exact.contains(&i) {
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
     }
 }
 
@@ -211,6 +256,8 @@ struct ScanRecipe {
     statement: PreparedStatement,
     cql: String,
     limit: Option<usize>,
+    /// When set, `statement` reads this one partition, from the split owning its token.
+    lookup: Option<Arc<KeyLookup>>,
     counters: Arc<ScanCounters>,
 }
 
@@ -337,7 +384,19 @@ struct SplitReader {
 }
 
 impl SplitReader {
-    fn new(recipe: ScanRecipe, split: Split) -> Self {
+    fn new(recipe: ScanRecipe, mut split: Split) -> Self {
+        if let Some(lookup) = &recipe.lookup {
+            // Only the split owning the key's token reads, and it reads just that token.
+            let owns = split.ranges.iter().any(|r| r.contains(lookup.token));
+            split.ranges = if owns {
+                vec![TokenRange {
+                    start: lookup.token - 1,
+                    end: lookup.token,
+                }]
+            } else {
+                Vec::new()
+            };
+        }
         let capacity = recipe.statement.get_page_size().max(1) as usize;
         let decoders = recipe
             .columns
@@ -367,6 +426,10 @@ impl SplitReader {
     fn fetch(&self, range: TokenRange, paging: PagingState) -> JoinHandle<PageResult> {
         let session = Arc::clone(&self.recipe.session);
         let mut statement = self.statement.clone();
+        let values: Vec<CqlValue> = match &self.recipe.lookup {
+            Some(lookup) => lookup.values.clone(),
+            None => vec![CqlValue::BigInt(range.start), CqlValue::BigInt(range.end)],
+        };
         let counters = Arc::clone(&self.recipe.counters);
         let split = self.split.index;
         tokio::spawn(async move {
@@ -374,7 +437,7 @@ impl SplitReader {
             let mut attempt = 1;
             loop {
                 let result = session
-                    .execute_single_page(&statement, (range.start, range.end), paging.clone())
+                    .execute_single_page(&statement, &values, paging.clone())
                     .await
                     .map_err(|e| cassandra_err(&format!("read of split {split} {range:?}"), e));
                 match result {
