@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use ferry_benchmarks::datagen::{self, Shape};
 use ferry_benchmarks::report::{Figure, ScenarioReport, median, peak_rss_mb};
 use ferry_benchmarks::scan::{Pass, ferry_scan, fetch_only};
-use ferry_connectors::cassandra::{self, SourceTable, SplitCount, plan_splits};
+use std::sync::Arc;
+
+use ferry_connectors::cassandra::{self, CassandraTable, SourceTable, SplitCount, plan_splits};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -82,11 +84,12 @@ async fn scan(args: ScanArgs) -> Result<(), BoxError> {
 
     let (mut fetch, mut ferry) = (Vec::new(), Vec::new());
     // Warm-up pass, so neither side pays for a cold page cache.
-    fetch_only(&session, &source, &splits, args.page_size, args.concurrency).await?;
+    let scan_table = CassandraTable::new(Arc::clone(&session), source, splits, args.page_size);
+    fetch_only(&session, &scan_table, args.page_size, args.concurrency).await?;
     for _ in 0..args.runs.max(1) {
         // Alternate the two, so drift on a shared machine hits both alike.
-        fetch.push(fetch_only(&session, &source, &splits, args.page_size, args.concurrency).await?);
-        ferry.push(ferry_scan(&session, &source, &splits, args.page_size, args.concurrency).await?);
+        fetch.push(fetch_only(&session, &scan_table, args.page_size, args.concurrency).await?);
+        ferry.push(ferry_scan(&scan_table, args.concurrency).await?);
     }
     for (name, passes) in [("fetch-only", &fetch), ("ferry", &ferry)] {
         if let Some(bad) = passes.iter().find(|p| p.rows != args.rows) {
@@ -121,7 +124,7 @@ async fn scan(args: ScanArgs) -> Result<(), BoxError> {
     report.notes.push(format!(
         "shape {:?}, {} splits, {} at once, page size {}, {} runs each (medians), one warm-up fetch pass; \
          peak RSS is the whole process's",
-        args.shape, splits.len(), args.concurrency, args.page_size, args.runs
+        args.shape, scan_table.splits().len(), args.concurrency, args.page_size, args.runs
     ));
     report.print();
     if let Some(path) = &args.json {

@@ -3,12 +3,13 @@
 //! costs on top of what Cassandra itself needs to serve the data.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
+use ferry_connectors::cassandra::CassandraTable;
 use ferry_connectors::cassandra::routing::ReplicaRouting;
-use ferry_connectors::cassandra::{CassandraTable, SourceTable, Split};
 use futures::{StreamExt, TryStreamExt, stream};
 use scylla::client::session::Session;
 use scylla::response::{PagingState, PagingStateResponse};
@@ -26,23 +27,16 @@ pub struct Pass {
 /// Fetches every page of every split with the driver and counts rows, decoding nothing.
 pub async fn fetch_only(
     session: &Arc<Session>,
-    source: &SourceTable,
-    splits: &[Split],
+    table: &CassandraTable,
     page_size: i32,
     concurrency: usize,
 ) -> Result<Pass, BoxError> {
     // Exactly the statement Ferry's scan runs, so both sides fetch the same pages.
-    let table = CassandraTable::new(
-        Arc::clone(session),
-        source.clone(),
-        splits.to_vec(),
-        page_size,
-    );
     let cql = table.scan_exec(None, None).await?.cql().to_string();
     let mut statement = session.prepare(cql).await?;
     statement.set_page_size(page_size);
     let started = Instant::now();
-    let totals: Vec<(u64, u64)> = stream::iter(splits.iter().cloned())
+    let totals: Vec<(u64, u64)> = stream::iter(table.splits().iter().cloned())
         .map(|split| {
             let mut statement = statement.clone();
             let ids: Vec<_> = split.replicas.iter().map(|r| r.host_id).collect();
@@ -81,24 +75,13 @@ pub async fn fetch_only(
 }
 
 /// Reads every partition of Ferry's scan, decoding every page into Arrow.
-pub async fn ferry_scan(
-    session: &Arc<Session>,
-    source: &SourceTable,
-    splits: &[Split],
-    page_size: i32,
-    concurrency: usize,
-) -> Result<Pass, BoxError> {
-    let table = CassandraTable::new(
-        Arc::clone(session),
-        source.clone(),
-        splits.to_vec(),
-        page_size,
-    );
+pub async fn ferry_scan(table: &CassandraTable, concurrency: usize) -> Result<Pass, BoxError> {
     let exec = Arc::new(table.scan_exec(None, None).await?);
     let ctx = SessionContext::new().task_ctx();
     let counters = table.counters();
+    let bytes_before = counters.bytes.load(Ordering::Relaxed);
     let started = Instant::now();
-    let rows: Vec<u64> = stream::iter(0..splits.len())
+    let rows: Vec<u64> = stream::iter(0..table.splits().len())
         .map(|k| {
             let (exec, ctx) = (Arc::clone(&exec), Arc::clone(&ctx));
             // Each split on a task of its own, as the runner's workers are.
@@ -117,7 +100,7 @@ pub async fn ferry_scan(
         .await?;
     Ok(Pass {
         rows: rows.iter().sum(),
-        bytes: counters.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        bytes: counters.bytes.load(Ordering::Relaxed) - bytes_before,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -93,11 +93,21 @@ impl ConnectorError {
             ConnectorError::Cassandra { retriable, .. } => *retriable,
             ConnectorError::Postgres { source, .. } => postgres_error_is_retriable(source),
             ConnectorError::TargetConnect { .. } | ConnectorError::CassandraConnect { .. } => true,
-            ConnectorError::DataFusion(DataFusionError::External(e)) => e
-                .downcast_ref::<ConnectorError>()
-                .is_some_and(ConnectorError::is_retriable),
+            ConnectorError::DataFusion(e) => datafusion_error_is_retriable(e),
             _ => false,
         }
+    }
+}
+
+/// Whether a DataFusion error wraps a retriable [`ConnectorError`] (scans report their failures
+/// through `DataFusionError::External`).
+pub fn datafusion_error_is_retriable(err: &DataFusionError) -> bool {
+    match err {
+        DataFusionError::External(e) => e
+            .downcast_ref::<ConnectorError>()
+            .is_some_and(ConnectorError::is_retriable),
+        DataFusionError::Context(_, inner) => datafusion_error_is_retriable(inner),
+        _ => false,
     }
 }
 

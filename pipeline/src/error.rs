@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 use ferry_connectors::ConnectorError;
+use ferry_connectors::error::datafusion_error_is_retriable;
 use ferry_sql::SqlError;
 
 /// Everything that can stop a command.
@@ -67,9 +68,7 @@ impl PipelineError {
     pub fn is_retriable(&self) -> bool {
         match self {
             PipelineError::Connector(e) => e.is_retriable(),
-            PipelineError::DataFusion(DataFusionError::External(e)) => e
-                .downcast_ref::<ConnectorError>()
-                .is_some_and(ConnectorError::is_retriable),
+            PipelineError::DataFusion(e) => datafusion_error_is_retriable(e),
             PipelineError::Unit { source, .. } => source.is_retriable(),
             _ => false,
         }

@@ -124,21 +124,7 @@ async fn migrates_100k_rows_of_seven_types_exactly() {
         "connections = 4\nsplits = 24",
         &format!("[[table]]\nsource = \"{KEYSPACE}.simple\"\ntarget = \"e2e_simple\""),
     );
-    let report_path = dir.join("report.json");
-    let out = support::ferry(&[
-        "migrate",
-        "--config",
-        config.to_str().expect("utf-8 path"),
-        "--report",
-        report_path.to_str().expect("utf-8 path"),
-    ]);
-    assert!(
-        out.status.success(),
-        "ferry migrate failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let report = support::read_report(&report_path);
+    let report = support::migrate_ok(&config);
     assert_eq!(report["command"], "migrate");
     assert_eq!(report["status"], "ok");
     let t = &report["tables"][0];
@@ -186,12 +172,7 @@ async fn a_transform_file_renames_derives_and_filters() {
              transform = \"transformed.sql\""
         ),
     );
-    let out = support::ferry(&["migrate", "--config", config.to_str().expect("utf-8 path")]);
-    assert!(
-        out.status.success(),
-        "ferry migrate failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::migrate_ok(&config);
 
     // Expected rows, recomputed from the generator: only `ok = true` rows survive the filter.
     let mut expected: Vec<String> = (0..ROWS)
@@ -278,12 +259,7 @@ async fn writetime_and_ttl_columns_are_opt_in() {
              writetime = [\"v\", \"w\"]\nttl = [\"v\"]"
         ),
     );
-    let out = support::ferry(&["migrate", "--config", config.to_str().expect("utf-8 path")]);
-    assert!(
-        out.status.success(),
-        "ferry migrate failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::migrate_ok(&config);
     let rows = client
         .query(
             "SELECT id, _writetime_v, _ttl_v, _writetime_w FROM e2e_cell_meta ORDER BY id",
@@ -357,20 +333,7 @@ async fn a_partition_key_filter_reads_only_that_partition() {
             "[[table]]\nsource = \"{KEYSPACE}.keyed\"\ntarget = \"e2e_keyed\"\ntransform = \"keyed.sql\""
         ),
     );
-    let report_path = dir.join("report.json");
-    let out = support::ferry(&[
-        "migrate",
-        "--config",
-        config.to_str().expect("utf-8 path"),
-        "--report",
-        report_path.to_str().expect("utf-8 path"),
-    ]);
-    assert!(
-        out.status.success(),
-        "ferry migrate failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = support::read_report(&report_path);
+    let report = support::migrate_ok(&config);
     let t = &report["tables"][0];
     assert_eq!(t["rows_written"], expected.len() as u64);
     // Pushed down: the scan read that partition and nothing else.

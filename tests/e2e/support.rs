@@ -101,6 +101,25 @@ pub fn ferry(args: &[&str]) -> Output {
         .expect("run the ferry binary")
 }
 
+/// Runs `ferry migrate` on `config` with a report next to it, asserts it succeeded, and returns
+/// the report.
+pub fn migrate_ok(config: &Path) -> serde_json::Value {
+    let report = config.with_file_name("report.json");
+    let out = ferry(&[
+        "migrate",
+        "--config",
+        config.to_str().expect("utf-8 path"),
+        "--report",
+        report.to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "ferry migrate failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    read_report(&report)
+}
+
 /// Reads a JSON report.
 pub fn read_report(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path)

@@ -133,8 +133,7 @@ impl CassandraTable {
         limit: Option<usize>,
     ) -> Result<CassandraScanExec> {
         let all: Vec<usize> = (0..self.source.columns.len()).collect();
-        let projection = projection.cloned().unwrap_or(all);
-        let columns: Vec<usize> = projection.clone();
+        let columns = projection.cloned().unwrap_or(all);
         for &i in &columns {
             let c = &self.source.columns[i];
             if ColumnDecoder::new(&c.cql_type, 0).is_none() {
@@ -146,7 +145,7 @@ impl CassandraTable {
             }
         }
         let full = self.source.arrow_schema();
-        let schema = Arc::new(full.project(&projection).map_err(DataFusionError::from)?);
+        let schema = Arc::new(full.project(&columns).map_err(DataFusionError::from)?);
         // An empty projection (e.g. COUNT(*)) still has to select something.
         let selected: Vec<String> = if columns.is_empty() {
             vec![quote_cql(&self.source.columns[0].name)]
