@@ -51,7 +51,9 @@ pub fn session_context(splits: usize) -> SessionContext {
         .with_repartition_sorts(false)
         .with_repartition_file_scans(false)
         .with_information_schema(false);
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    ferry_sql::udf::register(&ctx);
+    ctx
 }
 
 /// Plans `table`: reads its Cassandra schema, applies the transform, checks the target.
@@ -77,7 +79,9 @@ pub async fn plan_table(
     .await?;
     let k = splits.len();
     let provider =
-        CassandraTable::new(Arc::clone(session), source, splits, config.source.page_size);
+        CassandraTable::new(Arc::clone(session), source, splits, config.source.page_size)
+            .with_max_requests(config.source.max_concurrent_requests)
+            .with_filter_pushdown(config.source.filter_pushdown);
     let counters = provider.counters();
     let ctx = session_context(k);
     ctx.register_table(SOURCE_TABLE, Arc::new(provider))?;

@@ -31,7 +31,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use ferry_connectors::ConnectorError;
-use ferry_connectors::cassandra::{self, CassandraTable, SourceTable, SplitCount, plan_splits};
+use ferry_connectors::cassandra::{
+    self, CassandraConfig, CassandraTable, SourceTable, SplitCount, plan_splits,
+};
 use ferry_sql::types::{ARROW_EXTENSION_NAME_KEY, ARROW_UUID_EXTENSION};
 use futures::StreamExt;
 use scylla::client::session::Session;
@@ -107,7 +109,7 @@ impl QuerySession {
                 .or_insert_with(|| KeyspaceSchema {
                     keyspace: keyspace.to_string(),
                     session: Arc::clone(&session),
-                    page_size: config.source.page_size,
+                    source: config.source.clone(),
                     default_splits: config.run.splits,
                     local_dc: config.source.local_dc.clone(),
                     configured: BTreeMap::new(),
@@ -234,7 +236,9 @@ impl QuerySession {
 /// repartition aggregations, joins and sorts across every core, which is what makes `GROUP BY`
 /// over many splits fast. `information_schema` is on so `SHOW TABLES` works.
 fn query_session_context() -> SessionContext {
-    SessionContext::new_with_config(SessionConfig::new().with_information_schema(true))
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+    ferry_sql::udf::register(&ctx);
+    ctx
 }
 
 /// Whether `statement` is a query (`SELECT`, `WITH`, `VALUES`, …), possibly under `EXPLAIN`.
@@ -263,7 +267,7 @@ fn classify_planning_error(err: DataFusionError) -> PipelineError {
 pub struct KeyspaceSchema {
     keyspace: String,
     session: Arc<Session>,
-    page_size: i32,
+    source: CassandraConfig,
     default_splits: SplitCount,
     /// Datacenter whose replicas serve the reads.
     local_dc: Option<String>,
@@ -297,12 +301,16 @@ impl KeyspaceSchema {
         )
         .await?;
         tracing::debug!(keyspace = %self.keyspace, table = name, splits = splits.len(), "table schema loaded");
-        let table = Arc::new(CassandraTable::new(
-            Arc::clone(&self.session),
-            source,
-            splits,
-            self.page_size,
-        ));
+        let table = Arc::new(
+            CassandraTable::new(
+                Arc::clone(&self.session),
+                source,
+                splits,
+                self.source.page_size,
+            )
+            .with_max_requests(self.source.max_concurrent_requests)
+            .with_filter_pushdown(self.source.filter_pushdown),
+        );
         // Two concurrent first uses may both load; the second insert is as good as the first.
         self.loaded
             .lock()

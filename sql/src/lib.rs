@@ -8,6 +8,7 @@
 pub mod error;
 pub mod transform;
 pub mod types;
+pub mod udf;
 
 pub use error::{Result, SqlError};
 pub use transform::Transform;

@@ -4,6 +4,7 @@
 
 mod config_errors;
 mod migrate;
+mod pushdown;
 mod query;
 mod support;
 mod torture;

@@ -7,7 +7,7 @@ use ferry_benchmarks::datagen::{self, QuickstartRow, Shape};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::support::{self, assert_clean_failure};
+use crate::support::{self, assert_clean_failure, json_lines, query_ok};
 
 const KEYSPACE: &str = "ferry_query";
 const TABLE: &str = "events";
@@ -47,25 +47,6 @@ fn config(name: &str) -> PathBuf {
         "splits = 8",
         &format!("[[table]]\nsource = \"{KEYSPACE}.{TABLE}\""),
     )
-}
-
-/// Runs `ferry query -c CONFIG ARGS…` and returns stdout, failing on a non-zero exit.
-fn query_ok(config: &std::path::Path, args: &[&str]) -> String {
-    let mut all = vec!["query", "-c", config.to_str().expect("utf-8 path")];
-    all.extend_from_slice(args);
-    let out = support::ferry(&all);
-    assert!(
-        out.status.success(),
-        "ferry {all:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-fn json_lines(text: &str) -> Vec<serde_json::Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
 }
 
 #[tokio::test]

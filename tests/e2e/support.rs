@@ -163,3 +163,22 @@ pub fn assert_clean_failure(out: &Output, expected_code: i32, needles: &[&str]) 
         assert!(!stderr.contains(bad), "stderr has {bad:?}:\n{stderr}");
     }
 }
+
+/// Runs `ferry query -c CONFIG ARGS…` and returns stdout, failing on a non-zero exit.
+pub fn query_ok(config: &std::path::Path, args: &[&str]) -> String {
+    let mut all = vec!["query", "-c", config.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    let out = ferry(&all);
+    assert!(
+        out.status.success(),
+        "ferry {all:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}

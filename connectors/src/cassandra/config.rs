@@ -33,6 +33,15 @@ pub struct CassandraConfig {
     /// Connection timeout in milliseconds. Default 5000.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Most page requests in flight at once per table, across all its splits. Each split being
+    /// read keeps at most two (the page being decoded and the next). Default 64.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Send simple filters of a transform or query (`column op literal` on clustering and
+    /// regular columns) to Cassandra with `ALLOW FILTERING`, so fewer rows cross the wire.
+    /// DataFusion applies them again either way. Default true.
+    #[serde(default = "default_true")]
+    pub filter_pushdown: bool,
 }
 
 impl CassandraConfig {
@@ -47,6 +56,8 @@ impl CassandraConfig {
             page_size: default_page_size(),
             request_timeout_ms: default_request_timeout_ms(),
             connect_timeout_ms: default_connect_timeout_ms(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            filter_pushdown: true,
         }
     }
 
@@ -66,6 +77,14 @@ fn default_request_timeout_ms() -> u64 {
 
 fn default_connect_timeout_ms() -> u64 {
     5_000
+}
+
+fn default_max_concurrent_requests() -> usize {
+    super::scan::DEFAULT_MAX_REQUESTS
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Read consistency levels that make sense for a bulk read.

@@ -36,9 +36,10 @@ use scylla::response::query_result::QueryResult;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlValue;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::pushdown::{KeyLookup, key_lookup};
+use super::pushdown::{CqlCondition, Pushdown};
 use super::ring::{Split, TokenRange};
 use super::routing::ReplicaRouting;
 use super::session::{SourceTable, cassandra_err, quote_cql};
@@ -53,6 +54,9 @@ const SHRINK_PAGE_FROM_ATTEMPT: u32 = 3;
 const MIN_PAGE_SIZE: i32 = 16;
 /// Ranges narrower than this many tokens are not bisected further.
 const BISECT_FLOOR: u128 = 1 << 16;
+
+/// Page requests in flight per table when the config does not say.
+pub const DEFAULT_MAX_REQUESTS: usize = 64;
 
 /// Counters shared by every partition of a scan; read them for progress and reports.
 #[derive(Debug, Default)]
@@ -80,6 +84,8 @@ pub struct CassandraTable {
     source: Arc<SourceTable>,
     splits: Arc<Vec<Split>>,
     page_size: i32,
+    permits: Arc<Semaphore>,
+    filter_pushdown: bool,
     counters: Arc<ScanCounters>,
 }
 
@@ -96,8 +102,23 @@ impl CassandraTable {
             source: Arc::new(source),
             splits: Arc::new(splits),
             page_size,
+            permits: Arc::new(Semaphore::new(DEFAULT_MAX_REQUESTS)),
+            filter_pushdown: true,
             counters: Arc::default(),
         }
+    }
+
+    /// Whether simple filters go to Cassandra with `ALLOW FILTERING` (see [`super::pushdown`]).
+    pub fn with_filter_pushdown(mut self, enabled: bool) -> Self {
+        self.filter_pushdown = enabled;
+        self
+    }
+
+    /// Caps the page requests in flight across all partitions of this table's scans (at least
+    /// one). Without a cap, a query that runs every partition at once sends two requests per split.
+    pub fn with_max_requests(mut self, max: usize) -> Self {
+        self.permits = Arc::new(Semaphore::new(max.max(1)));
+        self
     }
 
     /// The table's schema as read from Cassandra.
@@ -162,8 +183,13 @@ impl CassandraTable {
             .collect();
         let token = format!("token({})", key.join(", "));
         let filter_refs: Vec<&Expr> = filters.iter().collect();
-        let lookup = key_lookup(&self.session, &self.source, &filter_refs);
-        let condition = match &lookup {
+        let mut pushdown = Pushdown::analyze(
+            &self.session,
+            &self.source,
+            &filter_refs,
+            self.filter_pushdown,
+        );
+        let key_condition = match &pushdown.lookup {
             Some(_) => key
                 .iter()
                 .map(|k| format!("{k} = ?"))
@@ -171,20 +197,37 @@ impl CassandraTable {
                 .join(" AND "),
             None => format!("{token} > ? AND {token} <= ?"),
         };
-        let mut cql = format!(
-            "SELECT {} FROM {}.{} WHERE {condition}",
+        let select = format!(
+            "SELECT {} FROM {}.{} WHERE {key_condition}",
             selected.join(", "),
             quote_cql(&self.source.keyspace),
             quote_cql(&self.source.table),
         );
-        if let Some(n) = limit {
-            cql.push_str(&format!(" LIMIT {n}"));
+        let with_conditions = |conditions: &[CqlCondition]| {
+            let mut cql = select.clone();
+            for c in conditions {
+                cql.push_str(" AND ");
+                cql.push_str(&c.cql());
+            }
+            if let Some(n) = limit {
+                cql.push_str(&format!(" LIMIT {n}"));
+            }
+            if !conditions.is_empty() {
+                cql.push_str(" ALLOW FILTERING");
+            }
+            cql
+        };
+        let mut cql = with_conditions(&pushdown.conditions);
+        let mut prepared = self.session.prepare(cql.as_str()).await;
+        if prepared.is_err() && !pushdown.conditions.is_empty() {
+            // Inexact filters are an optimisation: when Cassandra refuses them (a restriction
+            // this version does not allow), DataFusion alone applies them.
+            tracing::debug!(table = %self.source.qualified_name(), cql, "Cassandra refused the pushed-down filters");
+            pushdown.conditions.clear();
+            cql = with_conditions(&[]);
+            prepared = self.session.prepare(cql.as_str()).await;
         }
-        let mut statement = self
-            .session
-            .prepare(cql.as_str())
-            .await
-            .map_err(|e| cassandra_err("prepare", e))?;
+        let mut statement = prepared.map_err(|e| cassandra_err("prepare", e))?;
         statement.set_page_size(self.page_size);
         statement.set_is_idempotent(true);
         Ok(CassandraScanExec::new(ScanRecipe {
@@ -196,7 +239,8 @@ impl CassandraTable {
             statement,
             cql,
             limit,
-            lookup: lookup.map(Arc::new),
+            pushdown: Arc::new(pushdown),
+            permits: Arc::clone(&self.permits),
             counters: Arc::clone(&self.counters),
         }))
     }
@@ -228,18 +272,7 @@ impl TableProvider for CassandraTable {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        let exact = key_lookup(&self.session, &self.source, filters)
-            .map(|l| l.filters)
-            .unwrap_or_default();
-        Ok((0..filters.len())
-            .map(|i| {
-                if exact.contains(&i) {
-                    TableProviderFilterPushDown::Exact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
-                }
-            })
-            .collect())
+        Ok(Pushdown::analyze(&self.session, &self.source, filters, self.filter_pushdown).verdicts)
     }
 }
 
@@ -255,8 +288,11 @@ struct ScanRecipe {
     statement: PreparedStatement,
     cql: String,
     limit: Option<usize>,
-    /// When set, `statement` reads this one partition, from the split owning its token.
-    lookup: Option<Arc<KeyLookup>>,
+    /// Filters the scan answers: a key lookup, token bounds, conditions bound after the token
+    /// (or key) values.
+    pushdown: Arc<Pushdown>,
+    /// Caps the page requests in flight across every partition of the table.
+    permits: Arc<Semaphore>,
     counters: Arc<ScanCounters>,
 }
 
@@ -384,7 +420,8 @@ struct SplitReader {
 
 impl SplitReader {
     fn new(recipe: ScanRecipe, mut split: Split) -> Self {
-        if let Some(lookup) = &recipe.lookup {
+        split.ranges = recipe.pushdown.restrict(&split.ranges);
+        if let Some(lookup) = &recipe.pushdown.lookup {
             // Only the split owning the key's token reads, and it reads just that token.
             let owns = split.ranges.iter().any(|r| r.contains(lookup.token));
             split.ranges = if owns {
@@ -425,20 +462,32 @@ impl SplitReader {
     fn fetch(&self, range: TokenRange, paging: PagingState) -> JoinHandle<PageResult> {
         let session = Arc::clone(&self.recipe.session);
         let mut statement = self.statement.clone();
-        let values: Vec<CqlValue> = match &self.recipe.lookup {
+        let pushdown = &self.recipe.pushdown;
+        let mut values: Vec<CqlValue> = match &pushdown.lookup {
             Some(lookup) => lookup.values.clone(),
             None => vec![CqlValue::BigInt(range.start), CqlValue::BigInt(range.end)],
         };
+        values.extend(pushdown.conditions.iter().map(|c| c.value.clone()));
         let counters = Arc::clone(&self.recipe.counters);
+        let permits = Arc::clone(&self.recipe.permits);
         let split = self.split.index;
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(100);
             let mut attempt = 1;
             loop {
+                let permit = permits
+                    .acquire()
+                    .await
+                    .map_err(|_| ConnectorError::Cassandra {
+                        what: format!("read of split {split}: the scan was shut down"),
+                        source: "request permits closed".into(),
+                        retriable: false,
+                    })?;
                 let result = session
                     .execute_single_page(&statement, &values, paging.clone())
                     .await
                     .map_err(|e| cassandra_err(&format!("read of split {split} {range:?}"), e));
+                drop(permit);
                 match result {
                     Err(e) if e.is_retriable() && attempt < PAGE_ATTEMPTS => {
                         tracing::warn!(split, attempt, error = %e, "page read failed, retrying");
