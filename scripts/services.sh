@@ -830,6 +830,7 @@ usage: scripts/services.sh COMMAND [FLAGS]
   status                  what runs where (pid, address, log), then the export lines
   env                     only the export lines: eval "$(scripts/services.sh env)"
   cassandra-stop-node N   / cassandra-start-node N   (N = 1..3)
+  cassandra-kill-node N   SIGKILL node N (a crash, for fault tests)
   pg-stop-node N          / pg-start-node N          (N = 1..3 or tls)
 State: ${FERRY_SERVICES_DIR:-/var/tmp/ferry-services}
 EOF
@@ -898,6 +899,18 @@ main() {
     cassandra-stop-node)
       [[ "${1:-}" =~ ^[1-3]$ ]] || die "usage: cassandra-stop-node 1..3"
       stop_cassandra_node "$1"
+      ;;
+    cassandra-kill-node)
+      # A crash, not a shutdown: SIGKILL, no drain. `cassandra-start-node N` brings it back.
+      [[ "${1:-}" =~ ^[1-3]$ ]] || die "usage: cassandra-kill-node 1..3"
+      local pid
+      if pid="$(cass_pid "$1")"; then
+        log "killing cassandra node$1 (pid $pid) with SIGKILL"
+        kill -9 "$pid"
+        rm -f "$(cass_pidfile "$1")"
+      else
+        log "cassandra node$1 is not running"
+      fi
       ;;
     cassandra-start-node)
       [[ "${1:-}" =~ ^[1-3]$ ]] || die "usage: cassandra-start-node 1..3"

@@ -2,6 +2,7 @@
 //!
 //! One test binary with modules, because each binary links all of DataFusion.
 
+mod cluster;
 mod config_errors;
 mod migrate;
 mod pushdown;

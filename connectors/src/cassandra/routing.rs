@@ -28,11 +28,18 @@ impl ReplicaRouting {
         Self { replicas }
     }
 
+    /// The enabled replicas, those the driver holds connections to first: a node that just went
+    /// away is tried last, not first, until it comes back.
     fn replicas<'a>(&'a self, cluster: &'a ClusterState) -> impl Iterator<Item = NodeRef<'a>> {
-        self.replicas
-            .iter()
-            .filter_map(|id| cluster.get_node_by_host_id(*id))
-            .filter(|node| node.is_enabled())
+        let enabled = move || {
+            self.replicas
+                .iter()
+                .filter_map(|id| cluster.get_node_by_host_id(*id))
+                .filter(|node| node.is_enabled())
+        };
+        let connected = enabled().filter(|node| node.is_connected());
+        let disconnected = enabled().filter(|node| !node.is_connected());
+        connected.chain(disconnected)
     }
 }
 
