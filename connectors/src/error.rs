@@ -97,6 +97,18 @@ impl ConnectorError {
             _ => false,
         }
     }
+
+    /// Whether the target refused the data itself (SQLSTATE class 22, data exception, or 23,
+    /// integrity constraint violation): retrying the same rows fails the same way, but the
+    /// other rows of the unit can be loaded once the offending ones are found.
+    pub fn is_data_refusal(&self) -> bool {
+        match self {
+            ConnectorError::Postgres { source, .. } => source
+                .code()
+                .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23")),
+            _ => false,
+        }
+    }
 }
 
 /// Whether a DataFusion error wraps a retriable [`ConnectorError`] (scans report their failures

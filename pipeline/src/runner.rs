@@ -215,7 +215,21 @@ async fn run_unit(
     };
     let tx = client.transaction().await.map_err(pg_err("BEGIN"))?;
     let batches = plan.plan.execute(unit, Arc::clone(&plan.task_ctx))?;
-    let outcome = yugabyte::write_unit(&tx, &plan.encoder, batches).await?;
-    tx.commit().await.map_err(pg_err("COMMIT"))?;
-    Ok(outcome)
+    match yugabyte::write_unit(&tx, &plan.encoder, batches).await {
+        Ok(outcome) => {
+            tx.commit().await.map_err(pg_err("COMMIT"))?;
+            Ok(outcome)
+        }
+        Err(e) if e.is_data_refusal() => {
+            // Some rows are refused by the target: load the unit again, finding them.
+            tracing::warn!(table = %plan.source, split = unit, error = %e, "the target refused rows; loading the unit again row range by row range");
+            tx.rollback().await.map_err(pg_err("ROLLBACK"))?;
+            let mut tx = client.transaction().await.map_err(pg_err("BEGIN"))?;
+            let batches = plan.plan.execute(unit, Arc::clone(&plan.task_ctx))?;
+            let outcome = yugabyte::write_unit_isolating(&mut tx, &plan.encoder, batches).await?;
+            tx.commit().await.map_err(pg_err("COMMIT"))?;
+            Ok(outcome)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

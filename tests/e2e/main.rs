@@ -7,5 +7,6 @@ mod config_errors;
 mod migrate;
 mod pushdown;
 mod query;
+mod refusals;
 mod support;
 mod torture;

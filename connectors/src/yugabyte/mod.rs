@@ -12,5 +12,5 @@ pub mod types;
 
 pub use config::YugabyteConfig;
 pub use encoder::{CopyEncoder, EncodedBatch, Reject};
-pub use sink::{UnitOutcome, connect, write_unit};
+pub use sink::{UnitOutcome, connect, write_unit, write_unit_isolating};
 pub use types::{TargetColumn, TargetTable, quote_ident};

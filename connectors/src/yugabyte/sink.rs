@@ -3,6 +3,11 @@
 //! The caller opens the transaction, so it can commit its own statements (a checkpoint row) with
 //! the COPY, atomically. Encoding runs on the rayon pool and overlaps with sending: while one
 //! batch is on the wire, the next is being encoded.
+//!
+//! When the server refuses some rows (a constraint, a value it rejects), the whole COPY fails and
+//! the caller rolls back. [`write_unit_isolating`] then loads the unit again batch by batch, each
+//! COPY under a savepoint; a refused batch is bisected down to the rows the server refuses, which
+//! become rejects carrying the server's message, while every other row is loaded.
 
 use std::pin::pin;
 
@@ -95,4 +100,139 @@ pub async fn write_unit(
         .map_err(copy_err)?;
     outcome.rows_written = sink.as_mut().finish().await.map_err(copy_err)?;
     Ok(outcome)
+}
+
+/// Like [`write_unit`], but each batch is copied under a savepoint, and a batch the server refuses
+/// is bisected until the refused rows are alone; those become rejects with the server's message.
+/// Memory stays bounded by one batch.
+pub async fn write_unit_isolating(
+    tx: &mut Transaction<'_>,
+    encoder: &CopyEncoder,
+    mut batches: SendableRecordBatchStream,
+) -> Result<UnitOutcome> {
+    let mut outcome = UnitOutcome::default();
+    while let Some(batch) = batches.next().await {
+        let batch = batch.map_err(ConnectorError::from)?;
+        let first_row = outcome.rows_read as usize;
+        outcome.rows_read += batch.num_rows() as u64;
+        // Row ranges of the batch still to load, the next one on top.
+        let mut pending = vec![0..batch.num_rows()];
+        while let Some(range) = pending.pop() {
+            if range.is_empty() {
+                continue;
+            }
+            let slice = batch.slice(range.start, range.len());
+            let encoded = encoder.encode_async(slice).await;
+            let bytes = encoded.bytes() as u64;
+            let savepoint =
+                tx.savepoint("ferry_rows")
+                    .await
+                    .map_err(|source| ConnectorError::Postgres {
+                        what: format!("SAVEPOINT in {}", encoder.table()),
+                        source,
+                    })?;
+            match copy_chunks(&savepoint, encoder, encoded.chunks).await {
+                Ok(written) => {
+                    savepoint
+                        .commit()
+                        .await
+                        .map_err(|source| ConnectorError::Postgres {
+                            what: format!("RELEASE SAVEPOINT in {}", encoder.table()),
+                            source,
+                        })?;
+                    outcome.rows_written += written;
+                    outcome.bytes += bytes;
+                    outcome
+                        .rejects
+                        .extend(encoded.rejects.into_iter().map(|mut r| {
+                            r.row += first_row + range.start;
+                            r
+                        }));
+                }
+                Err(e) if e.is_data_refusal() => {
+                    savepoint
+                        .rollback()
+                        .await
+                        .map_err(|source| ConnectorError::Postgres {
+                            what: format!("ROLLBACK TO SAVEPOINT in {}", encoder.table()),
+                            source,
+                        })?;
+                    if range.len() == 1 {
+                        outcome
+                            .rejects
+                            .push(server_reject(first_row + range.start, &e));
+                    } else {
+                        let mid = range.start + range.len() / 2;
+                        pending.push(mid..range.end);
+                        pending.push(range.start..mid);
+                    }
+                }
+                Err(e) => {
+                    // Not the rows' fault: the caller retries or fails the unit.
+                    savepoint.rollback().await.ok();
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// One COPY of already-encoded rows.
+async fn copy_chunks(
+    tx: &Transaction<'_>,
+    encoder: &CopyEncoder,
+    chunks: Vec<Bytes>,
+) -> Result<u64> {
+    let copy_err = |source| ConnectorError::Postgres {
+        what: format!("COPY into {}", encoder.table()),
+        source,
+    };
+    let sink = tx
+        .copy_in::<_, Bytes>(encoder.copy_sql())
+        .await
+        .map_err(copy_err)?;
+    let mut sink = pin!(sink);
+    sink.feed(Bytes::from_static(COPY_HEADER))
+        .await
+        .map_err(copy_err)?;
+    for chunk in chunks {
+        sink.feed(chunk).await.map_err(copy_err)?;
+    }
+    sink.feed(Bytes::from_static(COPY_TRAILER))
+        .await
+        .map_err(copy_err)?;
+    sink.as_mut().finish().await.map_err(copy_err)
+}
+
+/// A row the server refused, with its message (and the column, when the server names one).
+fn server_reject(row: usize, error: &ConnectorError) -> Reject {
+    let (column, reason) = match error {
+        ConnectorError::Postgres { source, .. } => match source.as_db_error() {
+            Some(db) => {
+                let mut reason = format!(
+                    "the target refused the row: {} (SQLSTATE {})",
+                    db.message(),
+                    db.code().code()
+                );
+                if let Some(detail) = db.detail() {
+                    reason.push_str(&format!("; {detail}"));
+                }
+                (db.column().unwrap_or_default().to_string(), reason)
+            }
+            None => (
+                String::new(),
+                format!("the target refused the row: {source}"),
+            ),
+        },
+        other => (
+            String::new(),
+            format!("the target refused the row: {other}"),
+        ),
+    };
+    Reject {
+        row,
+        column,
+        reason,
+    }
 }

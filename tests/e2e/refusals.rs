@@ -1,0 +1,123 @@
+//! Rows the target refuses (NOT NULL, CHECK, duplicate key) become rejects carrying the server's
+//! message, and every other row of the same units is loaded.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::support;
+
+const KEYSPACE: &str = "ferry_refusals";
+const ROWS: i32 = 2_000;
+
+/// (id, code, qty) of source row `i`: a NULL qty every 97 rows, a negative one every 89, and
+/// pairs of rows sharing a code every 50.
+fn row(i: i32) -> (i32, String, Option<i32>) {
+    let code = match i % 50 {
+        7 | 8 => format!("dup{}", i / 50),
+        _ => format!("c{i}"),
+    };
+    let qty = if i % 97 == 0 {
+        None
+    } else if i % 89 == 1 {
+        Some(-i)
+    } else {
+        Some(i)
+    };
+    (i, code, qty)
+}
+
+#[tokio::test]
+async fn refused_rows_become_rejects_with_the_servers_message() {
+    let session = support::cassandra().await;
+    support::keyspace(&session, KEYSPACE).await;
+    support::cql(&session, &format!("DROP TABLE IF EXISTS {KEYSPACE}.items")).await;
+    support::cql(
+        &session,
+        &format!("CREATE TABLE {KEYSPACE}.items (id int PRIMARY KEY, code text, qty int)"),
+    )
+    .await;
+    let insert = session
+        .prepare(format!(
+            "INSERT INTO {KEYSPACE}.items (id, code, qty) VALUES (?, ?, ?)"
+        ))
+        .await
+        .expect("prepare");
+    for i in 0..ROWS {
+        session
+            .execute_unpaged(&insert, row(i))
+            .await
+            .expect("insert");
+    }
+    let client = support::postgres().await;
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS refusal_items; \
+             CREATE TABLE refusal_items (id int PRIMARY KEY, code text UNIQUE, \
+             qty int NOT NULL CHECK (qty >= 0))",
+        )
+        .await
+        .expect("create target");
+
+    let dir = support::scratch_dir("refusals");
+    let config = support::write_config(
+        &dir,
+        "splits = 4",
+        &format!("[[table]]\nsource = \"{KEYSPACE}.items\"\ntarget = \"refusal_items\""),
+    );
+    let report = support::migrate_ok(&config);
+    let table = &report["tables"][0];
+
+    // What the server must refuse, by SQLSTATE: one row of each duplicate pair loads.
+    let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut codes = HashSet::new();
+    let mut loaded = 0u64;
+    for i in 0..ROWS {
+        let (_, code, qty) = row(i);
+        match qty {
+            None => *expected.entry("23502").or_default() += 1,
+            Some(q) if q < 0 => *expected.entry("23514").or_default() += 1,
+            Some(_) if !codes.insert(code) => *expected.entry("23505").or_default() += 1,
+            Some(_) => loaded += 1,
+        }
+    }
+    let refused: u64 = expected.values().sum();
+    assert_eq!(table["rows_read"], serde_json::json!(ROWS));
+    assert_eq!(table["rows_written"], serde_json::json!(loaded));
+    assert_eq!(table["rows_rejected"], serde_json::json!(refused));
+
+    let mut actual: BTreeMap<&str, u64> = BTreeMap::new();
+    let rejects = table["rejects"].as_array().expect("reject samples");
+    assert_eq!(
+        rejects.len() as u64,
+        refused,
+        "fewer rejects than samples kept"
+    );
+    for reject in rejects {
+        let reason = reject["reason"].as_str().expect("a reason");
+        assert!(reason.contains("the target refused the row"), "{reason}");
+        let state = ["23502", "23514", "23505"]
+            .into_iter()
+            .find(|s| reason.contains(s))
+            .unwrap_or_else(|| panic!("unexpected refusal: {reason}"));
+        match state {
+            "23502" => {
+                assert!(reason.contains("null value"), "{reason}");
+                assert_eq!(reject["column"], "qty");
+            }
+            "23514" => assert!(reason.contains("check constraint"), "{reason}"),
+            _ => assert!(reason.contains("duplicate key"), "{reason}"),
+        }
+        *actual.entry(state).or_default() += 1;
+    }
+    assert_eq!(actual, expected);
+
+    // The target holds exactly the good rows.
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM refusal_items WHERE qty >= 0 AND code IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n as u64, loaded);
+}
