@@ -4,7 +4,7 @@
 #
 #   scripts/services.sh up [--cassandra-nodes N] [--pg-nodes N] [--pg-tls] [--all]
 #   scripts/services.sh down | status | env
-#   scripts/services.sh cassandra-stop-node N | cassandra-start-node N
+#   scripts/services.sh cassandra-stop-node N | cassandra-start-node N | cassandra-restart-node N
 #   scripts/services.sh pg-stop-node N|tls    | pg-start-node N|tls
 #
 # See docs/services.md.
@@ -318,6 +318,17 @@ read_request_timeout: 10000ms
 range_request_timeout: 20000ms
 write_request_timeout: 5000ms
 request_timeout: 20000ms
+# TLS on the same native port, optional: plaintext clients (cqlsh, most tests) and TLS clients
+# (the [source.tls] tests) both connect to 9042. No client certificate is required.
+client_encryption_options:
+  enabled: true
+  optional: true
+  keystore: $STATE/tls/cassandra.p12
+  keystore_password: $CASS_KEYSTORE_PASSWORD
+  truststore: $STATE/tls/cassandra-truststore.p12
+  truststore_password: $CASS_KEYSTORE_PASSWORD
+  store_type: PKCS12
+  require_client_auth: false
 EOF
   cat >"$conf/logback.xml" <<'EOF'
 <configuration scan="false">
@@ -424,6 +435,10 @@ start_cassandra_node() {
   logf="$(cass_log "$n")"
   if pid="$(cass_pid "$n")"; then
     log "cassandra node$n already running (pid $pid, $ip:9042)"
+    if ! grep -q '^client_encryption_options:' "$(cass_node_dir "$n")/conf/cassandra.yaml" 2>/dev/null; then
+      log "warning: cassandra node$n was started by an older services.sh, without TLS on 9042;" \
+        "to apply the current config: scripts/services.sh cassandra-restart-node $n"
+    fi
   else
     # A node started earlier whose pid file is gone: adopt it instead of starting a second JVM.
     pid="$(find_by_marker "$(cass_marker "$n")" | head -n1)"
@@ -436,6 +451,7 @@ start_cassandra_node() {
       fi
       heap=768M
       [[ "$n" == 1 ]] && heap=1G
+      make_cassandra_tls_certs
       write_cassandra_conf "$n" "$home"
       cassandra_jvm_opts "$n" "$home" "$heap"
       rotate_log "$logf"
@@ -545,6 +561,7 @@ pg_pid() {
 make_tls_certs() {
   local d="$STATE/tls"
   [[ -f "$d/server.crt" && -f "$d/ca.crt" ]] && return 0
+  command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
   log "creating self-signed CA and server certificate in $d ..."
   mkdir -p "$d"
   (
@@ -561,6 +578,48 @@ make_tls_certs() {
   ) >>"$LOGS/tls.log" 2>&1 || fail_service "tls certs" "$LOGS/tls.log" "openssl failed"
   chmod 644 "$d/ca.crt" "$d/server.crt"
   chmod 600 "$d/ca.key" "$d/server.key"
+}
+
+# Cassandra's TLS material, signed by the same test CA as the PostgreSQL TLS instance:
+#   cassandra.crt/.key  server certificate, SANs 127.0.0.1..127.0.0.3 and localhost
+#   cassandra.p12       the same as a PKCS12 keystore for Cassandra (password ferry-test)
+#   cassandra-truststore.p12  the CA, for Cassandra to check client certificates (keytool)
+#   client.crt/.key     a client certificate (extendedKeyUsage clientAuth) for mutual-TLS configs
+# Remade when missing or older than ca.crt.
+CASS_KEYSTORE_PASSWORD=ferry-test
+make_cassandra_tls_certs() {
+  local d="$STATE/tls"
+  make_tls_certs
+  if [[ -s "$d/cassandra.p12" && -s "$d/cassandra-truststore.p12" && -s "$d/client.crt" &&
+    "$d/cassandra.p12" -nt "$d/ca.crt" ]]; then
+    return 0
+  fi
+  log "creating Cassandra server certificate, PKCS12 keystore and client certificate in $d ..."
+  (
+    cd "$d"
+    openssl req -newkey rsa:2048 -nodes -keyout cassandra.key -out cassandra.csr -subj "/CN=ferry-cassandra"
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3" \
+      "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=serverAuth" >cassandra.ext
+    openssl x509 -req -in cassandra.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -out cassandra.crt -extfile cassandra.ext
+    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=ferry-client"
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature" \
+      "extendedKeyUsage=clientAuth" >client.ext
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -out client.crt -extfile client.ext
+    rm -f cassandra.p12.tmp
+    openssl pkcs12 -export -in cassandra.crt -inkey cassandra.key -certfile ca.crt -name cassandra \
+      -out cassandra.p12.tmp -passout "pass:$CASS_KEYSTORE_PASSWORD"
+    # Java 17 must be able to open it, as Cassandra will at start.
+    keytool -list -keystore cassandra.p12.tmp -storetype PKCS12 -storepass "$CASS_KEYSTORE_PASSWORD"
+    rm -f cassandra-truststore.p12
+    keytool -importcert -noprompt -alias ferry-test-ca -file ca.crt -keystore cassandra-truststore.p12 \
+      -storetype PKCS12 -storepass "$CASS_KEYSTORE_PASSWORD"
+    mv -f cassandra.p12.tmp cassandra.p12
+  ) >>"$LOGS/tls.log" 2>&1 || fail_service "cassandra tls certs" "$LOGS/tls.log" "openssl/keytool failed"
+  chmod 644 "$d/cassandra.crt" "$d/client.crt"
+  chmod 600 "$d/cassandra.key" "$d/client.key" "$d/cassandra.p12"
 }
 
 pg_init() {
@@ -767,6 +826,12 @@ print_env() {
   if [[ -n "$nodes" ]]; then
     echo "export FERRY_CASSANDRA=$first"
     echo "export FERRY_CASSANDRA_NODES=$nodes"
+    if [[ -s "$STATE/tls/cassandra.p12" ]] &&
+      grep -q '^client_encryption_options:' "$(cass_node_dir 1)/conf/cassandra.yaml" 2>/dev/null; then
+      echo "export FERRY_CASSANDRA_TLS_CA=$STATE/tls/ca.crt"
+      echo "export FERRY_CASSANDRA_TLS_CERT=$STATE/tls/client.crt"
+      echo "export FERRY_CASSANDRA_TLS_KEY=$STATE/tls/client.key"
+    fi
   fi
   if [[ -x "$BIN/cqlsh" ]]; then echo "export FERRY_CQLSH=$BIN/cqlsh"; fi
   if [[ -x "$BIN/nodetool" ]]; then echo "export FERRY_NODETOOL=$BIN/nodetool"; fi
@@ -830,6 +895,7 @@ usage: scripts/services.sh COMMAND [FLAGS]
   status                  what runs where (pid, address, log), then the export lines
   env                     only the export lines: eval "$(scripts/services.sh env)"
   cassandra-stop-node N   / cassandra-start-node N   (N = 1..3)
+  cassandra-restart-node N  stop, rewrite cassandra.yaml, start: applies a changed config
   pg-stop-node N          / pg-start-node N          (N = 1..3 or tls)
 State: ${FERRY_SERVICES_DIR:-/var/tmp/ferry-services}
 EOF
@@ -902,6 +968,12 @@ main() {
     cassandra-start-node)
       [[ "${1:-}" =~ ^[1-3]$ ]] || die "usage: cassandra-start-node 1..3"
       ensure_dirs; ensure_venv; ensure_cassandra_installed
+      start_cassandra_node "$1" 1
+      ;;
+    cassandra-restart-node)
+      [[ "${1:-}" =~ ^[1-3]$ ]] || die "usage: cassandra-restart-node 1..3"
+      ensure_dirs; ensure_venv; ensure_cassandra_installed
+      stop_cassandra_node "$1"
       start_cassandra_node "$1" 1
       ;;
     pg-stop-node)
