@@ -21,6 +21,27 @@ pub enum ConnectorError {
         message: String,
     },
 
+    /// Cassandra was reached, but the TLS handshake failed.
+    #[error(
+        "TLS to Cassandra at {contact_points} failed (tls.mode = \"{mode}\"): {message}; {hint}"
+    )]
+    CassandraTls {
+        contact_points: String,
+        mode: String,
+        message: String,
+        hint: String,
+    },
+
+    /// Cassandra was reached, but refused the credentials (or wanted some).
+    #[error(
+        "Cassandra at {contact_points} refused to authenticate user {username:?}: {message} (check source.username and source.password / password_file)"
+    )]
+    CassandraAuth {
+        contact_points: String,
+        username: String,
+        message: String,
+    },
+
     /// A Cassandra request failed.
     #[error("Cassandra {what} failed: {source}")]
     Cassandra {
