@@ -6,4 +6,5 @@ mod config_errors;
 mod migrate;
 mod query;
 mod support;
+mod tls;
 mod torture;

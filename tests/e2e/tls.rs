@@ -1,0 +1,184 @@
+//! `[source.tls]` and credentials against the real Cassandra of `scripts/services.sh`, whose
+//! native port takes TLS (optionally) with a certificate signed by `$FERRY_CASSANDRA_TLS_CA`.
+//!
+//! Password authentication is off on the shared node, so credentials are checked for how they
+//! are read and kept secret, not for the server's verdict.
+
+use std::path::Path;
+
+use ferry_benchmarks::datagen::{self, Shape};
+
+use crate::support;
+
+const KEYSPACE: &str = "ferry_e2e_tls";
+
+/// Seeds `KEYSPACE.table` with `rows` rows and (re)creates the target table `target`.
+async fn seed(table: &str, target: &str, rows: u64) {
+    let session = support::cassandra().await;
+    support::keyspace(&session, KEYSPACE).await;
+    support::cql(
+        &session,
+        &format!("DROP TABLE IF EXISTS {KEYSPACE}.{table}"),
+    )
+    .await;
+    support::cql(
+        &session,
+        &Shape::Quickstart.create_table_cql(KEYSPACE, table),
+    )
+    .await;
+    datagen::generate(&session, Shape::Quickstart, KEYSPACE, table, rows, 11)
+        .await
+        .expect("seed source table");
+    support::postgres()
+        .await
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {target}; CREATE TABLE {target} (account_id bigint NOT NULL, \
+             event_id uuid NOT NULL, kind text, amount double precision, ok boolean, seq integer, \
+             at timestamptz, PRIMARY KEY (account_id, event_id))"
+        ))
+        .await
+        .expect("create target table");
+}
+
+fn tables(table: &str, target: &str) -> String {
+    format!("[[table]]\nsource = \"{KEYSPACE}.{table}\"\ntarget = \"{target}\"")
+}
+
+/// Migrates over TLS and checks the exact row counts, in the report and in the target.
+async fn migrate_over_tls(name: &str, source: &str, rows: u64) -> (serde_json::Value, String) {
+    let target = format!("e2e_tls_{name}");
+    seed(name, &target, rows).await;
+    let dir = support::scratch_dir(&format!("tls_{name}"));
+    let config = support::write_config_with_source(
+        &dir,
+        source,
+        "connections = 2\nsplits = 8",
+        &tables(name, &target),
+    );
+    let report = support::migrate_ok(&config);
+    let t = &report["tables"][0];
+    assert_eq!(report["status"], "ok");
+    assert_eq!(t["rows_read"], rows);
+    assert_eq!(t["rows_written"], rows);
+    assert_eq!(t["rows_rejected"], 0);
+    assert_eq!(t["units_done"], 8);
+    let count: i64 = support::postgres()
+        .await
+        .query_one(&format!("SELECT count(*) FROM {target}"), &[])
+        .await
+        .expect("count target")
+        .get(0);
+    assert_eq!(count as u64, rows);
+    let report_text =
+        std::fs::read_to_string(config.with_file_name("report.json")).expect("report");
+    (report, report_text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_ca_migrates_every_row() {
+    let (ca, _, _) = support::cassandra_tls_files();
+    migrate_over_tls(
+        "verify_ca",
+        &format!("[source.tls]\nmode = \"verify-ca\"\nca_file = \"{ca}\""),
+        5_000,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_by_ip_with_credentials_from_a_file() {
+    let (ca, _, _) = support::cassandra_tls_files();
+    assert!(
+        support::cassandra_addr().starts_with("127.0.0.1:"),
+        "verify-full is tested against 127.0.0.1, an IP SAN of the services' certificate"
+    );
+    // The password file sits next to the config and is named relatively. The node does not
+    // ask for credentials (AllowAllAuthenticator), so this checks that they are read and
+    // that the password shows nowhere.
+    let dir = support::scratch_dir("tls_verify_full_pw");
+    let password_file = dir.join("cassandra.pw");
+    std::fs::write(&password_file, "pw-not-in-any-output\n").expect("write password file");
+    let (_, report) = migrate_over_tls(
+        "verify_full",
+        &format!(
+            "username = \"ferry\"\npassword_file = \"{}\"\n[source.tls]\nmode = \"verify-full\"\nca_file = \"{ca}\"",
+            password_file.display()
+        ),
+        3_000,
+    )
+    .await;
+    assert!(!report.contains("pw-not-in-any-output"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_mode_with_a_client_certificate_works() {
+    let (_, cert, key) = support::cassandra_tls_files();
+    migrate_over_tls(
+        "require",
+        &format!("[source.tls]\nmode = \"require\"\ncert_file = \"{cert}\"\nkey_file = \"{key}\""),
+        2_000,
+    )
+    .await;
+}
+
+/// Runs `ferry migrate` with `source` settings over a table that need not exist (the failures
+/// come first), and returns the output.
+fn migrate_failing(name: &str, source: &str) -> std::process::Output {
+    let dir = support::scratch_dir(&format!("tls_fail_{name}"));
+    let config = support::write_config_with_source(
+        &dir,
+        source,
+        "connections = 1",
+        &tables("never_read", "e2e_tls_never_written"),
+    );
+    support::ferry(&["migrate", "--config", config.to_str().expect("utf-8 path")])
+}
+
+#[test]
+fn a_wrong_ca_fails_naming_tls_and_the_ca_file() {
+    // A CA that signed nothing the services use.
+    let wrong_ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("connectors/testdata/tls/ca.pem");
+    let out = migrate_failing(
+        "wrong_ca",
+        &format!(
+            "connect_timeout_ms = 3000\n[source.tls]\nmode = \"verify-ca\"\nca_file = \"{}\"",
+            wrong_ca.display()
+        ),
+    );
+    support::assert_clean_failure(
+        &out,
+        1,
+        &[
+            "TLS to Cassandra at",
+            "verify-ca",
+            "not signed by the CA in tls.ca_file",
+            "connectors/testdata/tls/ca.pem",
+        ],
+    );
+}
+
+#[test]
+fn a_missing_ca_file_is_named() {
+    let out = migrate_failing(
+        "missing_ca",
+        "[source.tls]\nmode = \"verify-full\"\nca_file = \"/nonexistent/ferry-ca.pem\"",
+    );
+    support::assert_clean_failure(
+        &out,
+        1,
+        &[
+            "source.tls",
+            "cannot read ca_file /nonexistent/ferry-ca.pem",
+        ],
+    );
+}
+
+#[test]
+fn a_username_without_a_password_is_a_config_error() {
+    let out = migrate_failing("user_only", "username = \"ferry\"");
+    support::assert_clean_failure(
+        &out,
+        2,
+        &["username is set but neither password nor password_file"],
+    );
+}
