@@ -2,7 +2,7 @@
 # Ferry's local test services: Cassandra 5.0, PostgreSQL (YSQL stand-in), moto S3.
 # Plain processes on loopback, state under ${FERRY_SERVICES_DIR:-/var/tmp/ferry-services}.
 #
-#   scripts/services.sh up [--cassandra-nodes N] [--pg-nodes N] [--pg-tls] [--all]
+#   scripts/services.sh up [--cassandra-nodes N] [--pg-nodes N] [--pg-tls] [--cassandra-auth] [--all]
 #   scripts/services.sh down | status | env
 #   scripts/services.sh cassandra-stop-node N | cassandra-start-node N | cassandra-restart-node N
 #   scripts/services.sh pg-stop-node N|tls    | pg-start-node N|tls
@@ -261,6 +261,12 @@ EOF
   chmod 755 "$BIN/nodetool" "$BIN/cqlsh"
 }
 
+# Node 4 is not part of the test cluster: a separate one-node cluster on 127.0.0.4 with
+# PasswordAuthenticator (up --cassandra-auth), so password authentication can be tested without
+# turning it on for everything that uses node 1.
+CASS_AUTH_NODE=4
+CASS_AUTH_USER=ferry
+CASS_AUTH_PASSWORD=ferry-auth-test
 cass_ip()       { echo "127.0.0.$1"; }
 cass_jmx()      { echo $((7099 + 100 * $1)); }
 cass_node_dir() { echo "$CASS_DIR/node$1"; }
@@ -280,12 +286,16 @@ write_cassandra_conf() {
   dir="$(cass_node_dir "$n")"
   conf="$dir/conf"
   ip="$(cass_ip "$n")"
+  local cluster=ferry-test seeds=127.0.0.1:7000 authenticator=AllowAllAuthenticator authorizer=AllowAllAuthorizer
+  if [[ "$n" == "$CASS_AUTH_NODE" ]]; then
+    cluster=ferry-auth seeds="$ip:7000" authenticator=PasswordAuthenticator authorizer=CassandraAuthorizer
+  fi
   mkdir -p "$conf" "$conf/triggers" "$dir/data" "$dir/commitlog" "$dir/saved_caches" "$dir/hints" "$dir/cdc_raw" "$dir/logs"
   # Node 1 is the seed (seeds never bootstrap). Nodes 2/3 bootstrap, i.e. stream their token ranges
   # from the running nodes, so data written while the cluster had 1 node stays readable at 3.
   cat >"$conf/cassandra.yaml" <<EOF
 # Written by scripts/services.sh for Ferry's tests. Regenerated on every start.
-cluster_name: ferry-test
+cluster_name: $cluster
 num_tokens: 16
 allocate_tokens_for_local_replication_factor: 3
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
@@ -302,15 +312,15 @@ commitlog_sync_period: 10000ms
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "127.0.0.1:7000"
+      - seeds: "$seeds"
 listen_address: $ip
 rpc_address: $ip
 storage_port: 7000
 native_transport_port: 9042
 start_native_transport: true
 endpoint_snitch: SimpleSnitch
-authenticator: AllowAllAuthenticator
-authorizer: AllowAllAuthorizer
+authenticator: $authenticator
+authorizer: $authorizer
 auto_snapshot: false
 snapshot_before_compaction: false
 hinted_handoff_enabled: true
@@ -407,7 +417,7 @@ cassandra_jvm_opts() {
   if [[ -n "$jamm" ]]; then JVM_OPTS+=("-javaagent:$jamm"); fi
   # Ring delay (default 30 s) is how long a new node waits to learn the ring before it picks
   # tokens. On loopback gossip settles in well under a second.
-  if [[ "$n" == 1 ]]; then
+  if [[ "$n" == 1 || "$n" == "$CASS_AUTH_NODE" ]]; then
     JVM_OPTS+=(-Dcassandra.ring_delay_ms=1000)
   else
     JVM_OPTS+=(-Dcassandra.ring_delay_ms=5000)
@@ -416,8 +426,24 @@ cassandra_jvm_opts() {
 
 cqlsh_ok() {
   local ip="$1"
-  timeout 20 "$VENV/bin/cqlsh" "$ip" 9042 --connect-timeout=5 --request-timeout=10 \
+  shift
+  timeout 20 "$VENV/bin/cqlsh" "$ip" 9042 --connect-timeout=5 --request-timeout=10 "$@" \
     -e 'SELECT release_version FROM system.local' >/dev/null 2>&1
+}
+
+# cqlsh login arguments of node N: the default superuser on the auth node, none elsewhere.
+cass_login() {
+  if [[ "$1" == "$CASS_AUTH_NODE" ]]; then echo "-u cassandra -p cassandra"; fi
+}
+
+# The auth node's test role; its superuser creates it once the node answers.
+ensure_cassandra_auth_role() {
+  local ip logf
+  ip="$(cass_ip "$CASS_AUTH_NODE")"
+  logf="$(cass_log "$CASS_AUTH_NODE")"
+  timeout 30 "$VENV/bin/cqlsh" "$ip" 9042 -u cassandra -p cassandra --request-timeout=20 -e \
+    "CREATE ROLE IF NOT EXISTS $CASS_AUTH_USER WITH PASSWORD = '$CASS_AUTH_PASSWORD' AND LOGIN = true AND SUPERUSER = true" \
+    >>"$logf" 2>&1 || fail_service "cassandra node$CASS_AUTH_NODE" "$logf" "creating role $CASS_AUTH_USER failed"
 }
 
 # nodetool status on node N lists at least COUNT nodes, all UN.
@@ -451,6 +477,7 @@ start_cassandra_node() {
       fi
       heap=768M
       [[ "$n" == 1 ]] && heap=1G
+      [[ "$n" == "$CASS_AUTH_NODE" ]] && heap=512M
       make_cassandra_tls_certs
       write_cassandra_conf "$n" "$home"
       cassandra_jvm_opts "$n" "$home" "$heap"
@@ -470,7 +497,8 @@ start_cassandra_node() {
     pid="$(cat "$(cass_pidfile "$n")" 2>/dev/null || true)"
     pid_alive "$pid" "$(cass_marker "$n")" ||
       fail_service "cassandra node$n" "$logf" "process exited during startup"
-    if port_open "$ip" 9042 && cqlsh_ok "$ip"; then break; fi
+    # shellcheck disable=SC2046 # cass_login prints separate words
+    if port_open "$ip" 9042 && cqlsh_ok "$ip" $(cass_login "$n"); then break; fi
     ((SECONDS - t0 < CASS_WAIT)) ||
       fail_service "cassandra node$n" "$logf" "not answering CQL on $ip:9042 after ${CASS_WAIT}s"
     sleep 1
@@ -482,6 +510,7 @@ start_cassandra_node() {
       sleep 2
     done
   fi
+  if [[ "$n" == "$CASS_AUTH_NODE" ]]; then ensure_cassandra_auth_role; fi
   log "cassandra node$n ready on $ip:9042 ($((SECONDS - t0))s)"
 }
 
@@ -833,6 +862,11 @@ print_env() {
       echo "export FERRY_CASSANDRA_TLS_KEY=$STATE/tls/client.key"
     fi
   fi
+  if cass_pid "$CASS_AUTH_NODE" >/dev/null; then
+    echo "export FERRY_CASSANDRA_AUTH=$(cass_ip "$CASS_AUTH_NODE"):9042"
+    echo "export FERRY_CASSANDRA_AUTH_USER=$CASS_AUTH_USER"
+    echo "export FERRY_CASSANDRA_AUTH_PASSWORD=$CASS_AUTH_PASSWORD"
+  fi
   if [[ -x "$BIN/cqlsh" ]]; then echo "export FERRY_CQLSH=$BIN/cqlsh"; fi
   if [[ -x "$BIN/nodetool" ]]; then echo "export FERRY_NODETOOL=$BIN/nodetool"; fi
   first=""
@@ -861,7 +895,7 @@ print_env() {
 print_status() {
   local n id pid state
   printf '%-16s %-8s %-8s %-26s %s\n' SERVICE STATE PID ADDRESS LOG
-  for n in 1 2 3; do
+  for n in 1 2 3 "$CASS_AUTH_NODE"; do
     [[ -d "$(cass_node_dir "$n")" ]] || [[ "$n" == 1 ]] || continue
     if pid="$(cass_pid "$n")"; then
       state=up; port_open "$(cass_ip "$n")" 9042 || state=starting
@@ -889,12 +923,13 @@ print_status() {
 usage() {
   cat >&2 <<'EOF'
 usage: scripts/services.sh COMMAND [FLAGS]
-  up [--cassandra-nodes 1|2|3] [--pg-nodes 1|2|3] [--pg-tls] [--all]
+  up [--cassandra-nodes 1|2|3] [--pg-nodes 1|2|3] [--pg-tls] [--cassandra-auth] [--all]
                           start (idempotent) and print export lines; default: 1 Cassandra, 1 PostgreSQL, moto
+                          --cassandra-auth: also a separate 1-node cluster with password auth on 127.0.0.4
   down                    stop everything started here
   status                  what runs where (pid, address, log), then the export lines
   env                     only the export lines: eval "$(scripts/services.sh env)"
-  cassandra-stop-node N   / cassandra-start-node N   (N = 1..3)
+  cassandra-stop-node N   / cassandra-start-node N   (N = 1..3, or 4: the --cassandra-auth node)
   cassandra-restart-node N  stop, rewrite cassandra.yaml, start: applies a changed config
   pg-stop-node N          / pg-start-node N          (N = 1..3 or tls)
 State: ${FERRY_SERVICES_DIR:-/var/tmp/ferry-services}
@@ -902,7 +937,7 @@ EOF
 }
 
 cmd_up() {
-  local cnodes=1 pgnodes=1 pgtls=0
+  local cnodes=1 pgnodes=1 pgtls=0 cauth=0
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --cassandra-nodes) cnodes="${2:?}"; shift 2 ;;
@@ -910,6 +945,7 @@ cmd_up() {
       --pg-nodes) pgnodes="${2:?}"; shift 2 ;;
       --pg-nodes=*) pgnodes="${1#*=}"; shift ;;
       --pg-tls) pgtls=1; shift ;;
+      --cassandra-auth) cauth=1; shift ;;
       --s3) shift ;; # moto is always on
       --all) cnodes=3; pgnodes=3; pgtls=1; shift ;;
       -h|--help) usage; exit 0 ;;
@@ -931,6 +967,7 @@ cmd_up() {
   [[ "$pgtls" == 1 ]] && start_pg_node tls 0
   for ((n = 1; n <= cnodes; n++)); do start_cassandra_node "$n" "$([[ $cnodes -gt 1 ]] && echo "$n" || echo 1)"; done
   forget_extra_cassandra_nodes "$cnodes"
+  [[ "$cauth" == 1 ]] && start_cassandra_node "$CASS_AUTH_NODE" 1
   log "all requested services up in $((SECONDS - t0))s"
   print_env
 }
@@ -940,7 +977,7 @@ cmd_down() {
   ensure_dirs
   PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
   # Cassandra nodes in parallel: each drains for a few seconds on SIGTERM.
-  for n in 3 2 1; do stop_cassandra_node "$n" & done
+  for n in "$CASS_AUTH_NODE" 3 2 1; do stop_cassandra_node "$n" & done
   for id in tls 3 2 1; do
     [[ -n "$PG_BIN" ]] && stop_pg_node "$id"
   done
@@ -962,16 +999,16 @@ main() {
       ;;
     env) print_env ;;
     cassandra-stop-node)
-      [[ "${1:-}" =~ ^[1-3]$ ]] || die "usage: cassandra-stop-node 1..3"
+      [[ "${1:-}" =~ ^[1-4]$ ]] || die "usage: cassandra-stop-node 1..4"
       stop_cassandra_node "$1"
       ;;
     cassandra-start-node)
-      [[ "${1:-}" =~ ^[1-3]$ ]] || die "usage: cassandra-start-node 1..3"
+      [[ "${1:-}" =~ ^[1-4]$ ]] || die "usage: cassandra-start-node 1..4"
       ensure_dirs; ensure_venv; ensure_cassandra_installed
       start_cassandra_node "$1" 1
       ;;
     cassandra-restart-node)
-      [[ "${1:-}" =~ ^[1-3]$ ]] || die "usage: cassandra-restart-node 1..3"
+      [[ "${1:-}" =~ ^[1-4]$ ]] || die "usage: cassandra-restart-node 1..4"
       ensure_dirs; ensure_venv; ensure_cassandra_installed
       stop_cassandra_node "$1"
       start_cassandra_node "$1" 1

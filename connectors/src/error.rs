@@ -33,13 +33,11 @@ pub enum ConnectorError {
     },
 
     /// Cassandra was reached, but refused the credentials (or wanted some).
-    #[error(
-        "Cassandra at {contact_points} refused to authenticate user {username:?}: {message} (check source.username and source.password / password_file)"
-    )]
+    #[error("authentication to Cassandra at {contact_points} failed: {message}; {hint}")]
     CassandraAuth {
         contact_points: String,
-        username: String,
         message: String,
+        hint: String,
     },
 
     /// A Cassandra request failed.

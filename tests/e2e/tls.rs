@@ -182,3 +182,163 @@ fn a_username_without_a_password_is_a_config_error() {
         &["username is set but neither password nor password_file"],
     );
 }
+
+// --- The password-protected cluster of `scripts/services.sh up --cassandra-auth` (127.0.0.4),
+// which also takes TLS with the same certificate. That certificate names 127.0.0.1-3, not
+// 127.0.0.4, which is what the verify-full test below relies on.
+
+const AUTH_KEYSPACE: &str = "ferry_e2e_auth";
+
+async fn seed_auth_node(table: &str, target: &str, rows: u64) {
+    let session = support::cassandra_with_login().await;
+    support::keyspace(&session, AUTH_KEYSPACE).await;
+    support::cql(
+        &session,
+        &format!("DROP TABLE IF EXISTS {AUTH_KEYSPACE}.{table}"),
+    )
+    .await;
+    support::cql(
+        &session,
+        &Shape::Quickstart.create_table_cql(AUTH_KEYSPACE, table),
+    )
+    .await;
+    datagen::generate(&session, Shape::Quickstart, AUTH_KEYSPACE, table, rows, 13)
+        .await
+        .expect("seed source table");
+    support::postgres()
+        .await
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {target}; CREATE TABLE {target} (account_id bigint NOT NULL, \
+             event_id uuid NOT NULL, kind text, amount double precision, ok boolean, seq integer, \
+             at timestamptz, PRIMARY KEY (account_id, event_id))"
+        ))
+        .await
+        .expect("create target table");
+}
+
+/// Runs `ferry migrate` against the password-protected node with `source` settings.
+fn migrate_auth_node(
+    name: &str,
+    source: &str,
+    table: &str,
+    target: &str,
+) -> (std::process::Output, std::path::PathBuf) {
+    let (addr, _, _) = support::cassandra_auth();
+    let dir = support::scratch_dir(&format!("auth_{name}"));
+    let config = support::write_config_for(
+        &dir,
+        &addr,
+        &format!("connect_timeout_ms = 3000\n{source}"),
+        "connections = 2\nsplits = 4",
+        &format!("[[table]]\nsource = \"{AUTH_KEYSPACE}.{table}\"\ntarget = \"{target}\""),
+    );
+    let report = dir.join("report.json");
+    let out = support::ferry(&[
+        "migrate",
+        "--config",
+        config.to_str().expect("utf-8 path"),
+        "--report",
+        report.to_str().expect("utf-8 path"),
+    ]);
+    (out, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_from_the_environment_logs_in_over_verify_ca() {
+    const ROWS: u64 = 3_000;
+    let (_, user, password) = support::cassandra_auth();
+    let (ca, _, _) = support::cassandra_tls_files();
+    seed_auth_node("events", "e2e_auth_events", ROWS).await;
+    // `${FERRY_CASSANDRA_AUTH_PASSWORD}` is interpolated by Ferry from the environment the test
+    // binary passes on.
+    let (out, report) = migrate_auth_node(
+        "login",
+        &format!(
+            "username = \"{user}\"\npassword = \"${{FERRY_CASSANDRA_AUTH_PASSWORD}}\"\n\
+             [source.tls]\nmode = \"verify-ca\"\nca_file = \"{ca}\""
+        ),
+        "events",
+        "e2e_auth_events",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ferry migrate failed:\n{stderr}");
+    let report_text = std::fs::read_to_string(&report).expect("report");
+    let report = support::read_report(&report);
+    let t = &report["tables"][0];
+    assert_eq!(t["rows_read"], ROWS);
+    assert_eq!(t["rows_written"], ROWS);
+    assert_eq!(t["rows_rejected"], 0);
+    let count: i64 = support::postgres()
+        .await
+        .query_one("SELECT count(*) FROM e2e_auth_events", &[])
+        .await
+        .expect("count target")
+        .get(0);
+    assert_eq!(count as u64, ROWS);
+    for text in [
+        &*stderr,
+        &*String::from_utf8_lossy(&out.stdout),
+        &*report_text,
+    ] {
+        assert!(!text.contains(&password), "the password leaked:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_named_without_showing_it() {
+    let (_, user, _) = support::cassandra_auth();
+    let (out, report) = migrate_auth_node(
+        "wrong_password",
+        &format!("username = \"{user}\"\npassword = \"not-the-password-4711\""),
+        "never_read",
+        "e2e_auth_never_written",
+    );
+    support::assert_clean_failure(
+        &out,
+        1,
+        &[
+            "authentication to Cassandra at 127.0.0.4:9042 failed",
+            "refused user \"ferry\"",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("not-the-password-4711"), "{stderr}");
+    let report = std::fs::read_to_string(report).expect("report");
+    assert!(!report.contains("not-the-password-4711"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_credentials_for_a_protected_cluster_says_to_set_them() {
+    let (out, _) = migrate_auth_node("no_login", "", "never_read", "e2e_auth_never_written");
+    support::assert_clean_failure(
+        &out,
+        1,
+        &[
+            "authentication to Cassandra at 127.0.0.4:9042 failed",
+            "set source.username",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_refuses_a_certificate_that_does_not_name_the_node() {
+    let (_, user, _) = support::cassandra_auth();
+    let (ca, _, _) = support::cassandra_tls_files();
+    let (out, _) = migrate_auth_node(
+        "name_mismatch",
+        &format!(
+            "username = \"{user}\"\npassword = \"${{FERRY_CASSANDRA_AUTH_PASSWORD}}\"\n\
+             [source.tls]\nmode = \"verify-full\"\nca_file = \"{ca}\""
+        ),
+        "never_read",
+        "e2e_auth_never_written",
+    );
+    support::assert_clean_failure(
+        &out,
+        1,
+        &[
+            "TLS to Cassandra at 127.0.0.4:9042 failed (tls.mode = \"verify-full\")",
+            "does not name the address",
+        ],
+    );
+}

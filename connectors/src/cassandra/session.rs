@@ -68,10 +68,19 @@ fn connect_error(config: &CassandraConfig, message: String) -> ConnectorError {
     }
     let lower = message.to_ascii_lowercase();
     if lower.contains("authenticat") || lower.contains("credentials") {
+        let hint = match &config.username {
+            Some(user) => format!(
+                "the cluster refused user {user:?}: check source.username and source.password \
+                 (or password_file)"
+            ),
+            None => "the cluster requires a login: set source.username and source.password \
+                     (or password_file)"
+                .to_string(),
+        };
         return ConnectorError::CassandraAuth {
             contact_points,
-            username: config.username.clone().unwrap_or_default(),
             message,
+            hint,
         };
     }
     ConnectorError::CassandraConnect {

@@ -87,45 +87,56 @@ pub fn client_config(tls: &CassandraTlsConfig) -> Result<Option<Arc<ClientConfig
 }
 
 /// What to tell the user when connecting with TLS failed with `message`, if it looks like TLS
-/// was the reason.
+/// was the reason. The driver flattens rustls' error into text, so this matches both rustls'
+/// `Debug` names (`UnknownIssuer`) and its `Display` texts ("certificate not valid for name").
 pub fn handshake_hint(tls: &CassandraTlsConfig, message: &str) -> Option<String> {
-    let ca = || {
-        tls.ca_file
-            .as_deref()
-            .map_or_else(String::new, |p| p.display().to_string())
-    };
-    if message.contains("UnknownIssuer") || message.contains("BadSignature") {
+    let m = message.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
+    let ca = tls
+        .ca_file
+        .as_deref()
+        .map_or_else(String::new, |p| p.display().to_string());
+    if has(&[
+        "unknownissuer",
+        "unknown issuer",
+        "badsignature",
+        "bad signature",
+    ]) {
         Some(format!(
-            "the node's certificate is not signed by the CA in tls.ca_file {}; point ca_file at \
-             the CA that signed the Cassandra nodes' certificates",
-            ca()
+            "the node's certificate is not signed by the CA in tls.ca_file {ca}; point ca_file at \
+             the CA that signed the Cassandra nodes' certificates"
         ))
-    } else if message.contains("NotValidForName") {
+    } else if has(&["notvalidforname", "not valid for name"]) {
         Some(
             "the node's certificate does not name the address Ferry connected to (verify-full \
              checks the node's IP against the certificate's IP SANs); reissue the certificate with \
              that IP, or use mode = \"verify-ca\""
                 .into(),
         )
-    } else if message.contains("Expired") || message.contains("NotValidYet") {
+    } else if has(&["expired", "notvalidyet", "not valid yet"]) {
         Some("the node's certificate is expired or not yet valid; check it and the clock".into())
-    } else if message.contains("CorruptMessage")
-        || message.contains("InvalidContentType")
-        || message.contains("received corrupt message")
-        || message.contains("InvalidMessage")
-    {
+    } else if has(&[
+        "corruptmessage",
+        "corrupt message",
+        "invalidcontenttype",
+        "invalidmessage",
+    ]) {
         Some(
             "the node did not answer TLS: enable client_encryption_options in its cassandra.yaml, \
              or use tls.mode = \"disable\""
                 .into(),
         )
-    } else if message.contains("CertificateRequired") || message.contains("HandshakeFailure") {
+    } else if has(&[
+        "certificaterequired",
+        "certificate required",
+        "handshakefailure",
+    ]) {
         Some(
             "the node refused the TLS handshake; if it requires client certificates \
              (require_client_auth), set tls.cert_file and tls.key_file"
                 .into(),
         )
-    } else if message.contains("peer certificate") || message.contains("TLS") {
+    } else if has(&["peer certificate", "tls", "handshake"]) {
         Some(format!(
             "check the [source.tls] settings (mode = \"{}\")",
             tls.mode
@@ -368,6 +379,11 @@ mod tests {
         );
         assert!(hint("invalid peer certificate: UnknownIssuer").contains("ca.pem"));
         assert!(hint("NotValidForNameContext { .. }").contains("verify-ca"));
+        assert!(
+            hint("invalid peer certificate: certificate not valid for name \"127.0.0.4\"")
+                .contains("does not name the address")
+        );
+        assert!(hint("certificate expired: verification time 1 (UNIX)").contains("expired"));
         assert!(
             hint("received corrupt message of type InvalidContentType")
                 .contains("did not answer TLS")
