@@ -287,8 +287,10 @@ write_cassandra_conf() {
   conf="$dir/conf"
   ip="$(cass_ip "$n")"
   local cluster=ferry-test seeds=127.0.0.1:7000 authenticator=AllowAllAuthenticator authorizer=AllowAllAuthorizer
+  local client_auth=false
   if [[ "$n" == "$CASS_AUTH_NODE" ]]; then
     cluster=ferry-auth seeds="$ip:7000" authenticator=PasswordAuthenticator authorizer=CassandraAuthorizer
+    client_auth=true
   fi
   mkdir -p "$conf" "$conf/triggers" "$dir/data" "$dir/commitlog" "$dir/saved_caches" "$dir/hints" "$dir/cdc_raw" "$dir/logs"
   # Node 1 is the seed (seeds never bootstrap). Nodes 2/3 bootstrap, i.e. stream their token ranges
@@ -329,7 +331,8 @@ range_request_timeout: 20000ms
 write_request_timeout: 5000ms
 request_timeout: 20000ms
 # TLS on the same native port, optional: plaintext clients (cqlsh, most tests) and TLS clients
-# (the [source.tls] tests) both connect to 9042. No client certificate is required.
+# (the [source.tls] tests) both connect to 9042. TLS clients must show a certificate signed by
+# the test CA on the --cassandra-auth node only (mutual TLS), never on the test cluster.
 client_encryption_options:
   enabled: true
   optional: true
@@ -338,7 +341,7 @@ client_encryption_options:
   truststore: $STATE/tls/cassandra-truststore.p12
   truststore_password: $CASS_KEYSTORE_PASSWORD
   store_type: PKCS12
-  require_client_auth: false
+  require_client_auth: $client_auth
 EOF
   cat >"$conf/logback.xml" <<'EOF'
 <configuration scan="false">

@@ -184,8 +184,9 @@ fn a_username_without_a_password_is_a_config_error() {
 }
 
 // --- The password-protected cluster of `scripts/services.sh up --cassandra-auth` (127.0.0.4),
-// which also takes TLS with the same certificate. That certificate names 127.0.0.1-3, not
-// 127.0.0.4, which is what the verify-full test below relies on.
+// which also takes TLS with the same certificate, and there wants a client certificate
+// (require_client_auth). That certificate names 127.0.0.1-3, not 127.0.0.4, which is what the
+// verify-full test below relies on.
 
 const AUTH_KEYSPACE: &str = "ferry_e2e_auth";
 
@@ -244,10 +245,10 @@ fn migrate_auth_node(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_password_from_the_environment_logs_in_over_verify_ca() {
+async fn a_password_from_the_environment_logs_in_over_mutual_tls() {
     const ROWS: u64 = 3_000;
     let (_, user, password) = support::cassandra_auth();
-    let (ca, _, _) = support::cassandra_tls_files();
+    let (ca, cert, key) = support::cassandra_tls_files();
     seed_auth_node("events", "e2e_auth_events", ROWS).await;
     // `${FERRY_CASSANDRA_AUTH_PASSWORD}` is interpolated by Ferry from the environment the test
     // binary passes on.
@@ -255,7 +256,8 @@ async fn a_password_from_the_environment_logs_in_over_verify_ca() {
         "login",
         &format!(
             "username = \"{user}\"\npassword = \"${{FERRY_CASSANDRA_AUTH_PASSWORD}}\"\n\
-             [source.tls]\nmode = \"verify-ca\"\nca_file = \"{ca}\""
+             [source.tls]\nmode = \"verify-ca\"\nca_file = \"{ca}\"\n\
+             cert_file = \"{cert}\"\nkey_file = \"{key}\""
         ),
         "events",
         "e2e_auth_events",
@@ -339,6 +341,31 @@ async fn verify_full_refuses_a_certificate_that_does_not_name_the_node() {
         &[
             "TLS to Cassandra at 127.0.0.4:9042 failed (tls.mode = \"verify-full\")",
             "does not name the address",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_wants_a_client_certificate_says_to_set_one() {
+    let (_, user, _) = support::cassandra_auth();
+    let (ca, _, _) = support::cassandra_tls_files();
+    let (out, _) = migrate_auth_node(
+        "no_client_cert",
+        &format!(
+            "username = \"{user}\"\npassword = \"${{FERRY_CASSANDRA_AUTH_PASSWORD}}\"\n\
+             [source.tls]\nmode = \"verify-ca\"\nca_file = \"{ca}\""
+        ),
+        "never_read",
+        "e2e_auth_never_written",
+    );
+    support::assert_clean_failure(
+        &out,
+        1,
+        &[
+            "TLS to Cassandra at 127.0.0.4:9042 failed (tls.mode = \"verify-ca\")",
+            // The server's CertificateRequired alert races with it closing the connection, so
+            // the driver's own text varies; the hint does not.
+            "set tls.cert_file and tls.key_file",
         ],
     );
 }

@@ -136,6 +136,14 @@ pub fn handshake_hint(tls: &CassandraTlsConfig, message: &str) -> Option<String>
              (require_client_auth), set tls.cert_file and tls.key_file"
                 .into(),
         )
+    } else if has(&["connection broken"]) && tls.cert_file.is_none() {
+        // With TLS 1.3 the server checks the client's certificate after the client thinks the
+        // handshake is done: its alert can lose the race with the connection being closed.
+        Some(
+            "the node closed the connection right after the TLS handshake; if it requires client \
+             certificates (require_client_auth), set tls.cert_file and tls.key_file"
+                .into(),
+        )
     } else if has(&["peer certificate", "tls", "handshake"]) {
         Some(format!(
             "check the [source.tls] settings (mode = \"{}\")",
@@ -384,6 +392,10 @@ mod tests {
                 .contains("does not name the address")
         );
         assert!(hint("certificate expired: verification time 1 (UNIX)").contains("expired"));
+        assert!(
+            hint("Request: OPTIONS, reason: Connection broken, reason: Failed to send/receive")
+                .contains("set tls.cert_file and tls.key_file")
+        );
         assert!(
             hint("received corrupt message of type InvalidContentType")
                 .contains("did not answer TLS")
