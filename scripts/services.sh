@@ -2,9 +2,9 @@
 # Ferry's local test services: Cassandra 5.0, PostgreSQL (YSQL stand-in), moto S3.
 # Plain processes on loopback, state under ${FERRY_SERVICES_DIR:-/var/tmp/ferry-services}.
 #
-#   scripts/services.sh up [--cassandra-nodes N] [--pg-nodes N] [--pg-tls] [--all]
+#   scripts/services.sh up [--cassandra-nodes N] [--pg-nodes N] [--pg-tls] [--cassandra-auth] [--all]
 #   scripts/services.sh down | status | env
-#   scripts/services.sh cassandra-stop-node N | cassandra-start-node N
+#   scripts/services.sh cassandra-stop-node N | cassandra-start-node N | cassandra-restart-node N
 #   scripts/services.sh pg-stop-node N|tls    | pg-start-node N|tls
 #
 # See docs/services.md.
@@ -261,6 +261,12 @@ EOF
   chmod 755 "$BIN/nodetool" "$BIN/cqlsh"
 }
 
+# Node 4 is not part of the test cluster: a separate one-node cluster on 127.0.0.4 with
+# PasswordAuthenticator (up --cassandra-auth), so password authentication can be tested without
+# turning it on for everything that uses node 1.
+CASS_AUTH_NODE=4
+CASS_AUTH_USER=ferry
+CASS_AUTH_PASSWORD=ferry-auth-test
 cass_ip()       { echo "127.0.0.$1"; }
 cass_jmx()      { echo $((7099 + 100 * $1)); }
 cass_node_dir() { echo "$CASS_DIR/node$1"; }
@@ -280,12 +286,18 @@ write_cassandra_conf() {
   dir="$(cass_node_dir "$n")"
   conf="$dir/conf"
   ip="$(cass_ip "$n")"
+  local cluster=ferry-test seeds=127.0.0.1:7000 authenticator=AllowAllAuthenticator authorizer=AllowAllAuthorizer
+  local client_auth=false
+  if [[ "$n" == "$CASS_AUTH_NODE" ]]; then
+    cluster=ferry-auth seeds="$ip:7000" authenticator=PasswordAuthenticator authorizer=CassandraAuthorizer
+    client_auth=true
+  fi
   mkdir -p "$conf" "$conf/triggers" "$dir/data" "$dir/commitlog" "$dir/saved_caches" "$dir/hints" "$dir/cdc_raw" "$dir/logs"
   # Node 1 is the seed (seeds never bootstrap). Nodes 2/3 bootstrap, i.e. stream their token ranges
   # from the running nodes, so data written while the cluster had 1 node stays readable at 3.
   cat >"$conf/cassandra.yaml" <<EOF
 # Written by scripts/services.sh for Ferry's tests. Regenerated on every start.
-cluster_name: ferry-test
+cluster_name: $cluster
 num_tokens: 16
 allocate_tokens_for_local_replication_factor: 3
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
@@ -302,15 +314,15 @@ commitlog_sync_period: 10000ms
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "127.0.0.1:7000"
+      - seeds: "$seeds"
 listen_address: $ip
 rpc_address: $ip
 storage_port: 7000
 native_transport_port: 9042
 start_native_transport: true
 endpoint_snitch: SimpleSnitch
-authenticator: AllowAllAuthenticator
-authorizer: AllowAllAuthorizer
+authenticator: $authenticator
+authorizer: $authorizer
 auto_snapshot: false
 snapshot_before_compaction: false
 hinted_handoff_enabled: true
@@ -318,6 +330,18 @@ read_request_timeout: 10000ms
 range_request_timeout: 20000ms
 write_request_timeout: 5000ms
 request_timeout: 20000ms
+# TLS on the same native port, optional: plaintext clients (cqlsh, most tests) and TLS clients
+# (the [source.tls] tests) both connect to 9042. TLS clients must show a certificate signed by
+# the test CA on the --cassandra-auth node only (mutual TLS), never on the test cluster.
+client_encryption_options:
+  enabled: true
+  optional: true
+  keystore: $STATE/tls/cassandra.p12
+  keystore_password: $CASS_KEYSTORE_PASSWORD
+  truststore: $STATE/tls/cassandra-truststore.p12
+  truststore_password: $CASS_KEYSTORE_PASSWORD
+  store_type: PKCS12
+  require_client_auth: $client_auth
 EOF
   cat >"$conf/logback.xml" <<'EOF'
 <configuration scan="false">
@@ -396,7 +420,7 @@ cassandra_jvm_opts() {
   if [[ -n "$jamm" ]]; then JVM_OPTS+=("-javaagent:$jamm"); fi
   # Ring delay (default 30 s) is how long a new node waits to learn the ring before it picks
   # tokens. On loopback gossip settles in well under a second.
-  if [[ "$n" == 1 ]]; then
+  if [[ "$n" == 1 || "$n" == "$CASS_AUTH_NODE" ]]; then
     JVM_OPTS+=(-Dcassandra.ring_delay_ms=1000)
   else
     JVM_OPTS+=(-Dcassandra.ring_delay_ms=5000)
@@ -405,8 +429,24 @@ cassandra_jvm_opts() {
 
 cqlsh_ok() {
   local ip="$1"
-  timeout 20 "$VENV/bin/cqlsh" "$ip" 9042 --connect-timeout=5 --request-timeout=10 \
+  shift
+  timeout 20 "$VENV/bin/cqlsh" "$ip" 9042 --connect-timeout=5 --request-timeout=10 "$@" \
     -e 'SELECT release_version FROM system.local' >/dev/null 2>&1
+}
+
+# cqlsh login arguments of node N: the default superuser on the auth node, none elsewhere.
+cass_login() {
+  if [[ "$1" == "$CASS_AUTH_NODE" ]]; then echo "-u cassandra -p cassandra"; fi
+}
+
+# The auth node's test role; its superuser creates it once the node answers.
+ensure_cassandra_auth_role() {
+  local ip logf
+  ip="$(cass_ip "$CASS_AUTH_NODE")"
+  logf="$(cass_log "$CASS_AUTH_NODE")"
+  timeout 30 "$VENV/bin/cqlsh" "$ip" 9042 -u cassandra -p cassandra --request-timeout=20 -e \
+    "CREATE ROLE IF NOT EXISTS $CASS_AUTH_USER WITH PASSWORD = '$CASS_AUTH_PASSWORD' AND LOGIN = true AND SUPERUSER = true" \
+    >>"$logf" 2>&1 || fail_service "cassandra node$CASS_AUTH_NODE" "$logf" "creating role $CASS_AUTH_USER failed"
 }
 
 # nodetool status on node N lists at least COUNT nodes, all UN.
@@ -424,6 +464,10 @@ start_cassandra_node() {
   logf="$(cass_log "$n")"
   if pid="$(cass_pid "$n")"; then
     log "cassandra node$n already running (pid $pid, $ip:9042)"
+    if ! grep -q '^client_encryption_options:' "$(cass_node_dir "$n")/conf/cassandra.yaml" 2>/dev/null; then
+      log "warning: cassandra node$n was started by an older services.sh, without TLS on 9042;" \
+        "to apply the current config: scripts/services.sh cassandra-restart-node $n"
+    fi
   else
     # A node started earlier whose pid file is gone: adopt it instead of starting a second JVM.
     pid="$(find_by_marker "$(cass_marker "$n")" | head -n1)"
@@ -436,6 +480,8 @@ start_cassandra_node() {
       fi
       heap=768M
       [[ "$n" == 1 ]] && heap=1G
+      [[ "$n" == "$CASS_AUTH_NODE" ]] && heap=512M
+      make_cassandra_tls_certs
       write_cassandra_conf "$n" "$home"
       cassandra_jvm_opts "$n" "$home" "$heap"
       rotate_log "$logf"
@@ -454,7 +500,8 @@ start_cassandra_node() {
     pid="$(cat "$(cass_pidfile "$n")" 2>/dev/null || true)"
     pid_alive "$pid" "$(cass_marker "$n")" ||
       fail_service "cassandra node$n" "$logf" "process exited during startup"
-    if port_open "$ip" 9042 && cqlsh_ok "$ip"; then break; fi
+    # shellcheck disable=SC2046 # cass_login prints separate words
+    if port_open "$ip" 9042 && cqlsh_ok "$ip" $(cass_login "$n"); then break; fi
     ((SECONDS - t0 < CASS_WAIT)) ||
       fail_service "cassandra node$n" "$logf" "not answering CQL on $ip:9042 after ${CASS_WAIT}s"
     sleep 1
@@ -466,6 +513,7 @@ start_cassandra_node() {
       sleep 2
     done
   fi
+  if [[ "$n" == "$CASS_AUTH_NODE" ]]; then ensure_cassandra_auth_role; fi
   log "cassandra node$n ready on $ip:9042 ($((SECONDS - t0))s)"
 }
 
@@ -545,6 +593,7 @@ pg_pid() {
 make_tls_certs() {
   local d="$STATE/tls"
   [[ -f "$d/server.crt" && -f "$d/ca.crt" ]] && return 0
+  command -v openssl >/dev/null || die "openssl not found (apt-get install openssl)"
   log "creating self-signed CA and server certificate in $d ..."
   mkdir -p "$d"
   (
@@ -561,6 +610,48 @@ make_tls_certs() {
   ) >>"$LOGS/tls.log" 2>&1 || fail_service "tls certs" "$LOGS/tls.log" "openssl failed"
   chmod 644 "$d/ca.crt" "$d/server.crt"
   chmod 600 "$d/ca.key" "$d/server.key"
+}
+
+# Cassandra's TLS material, signed by the same test CA as the PostgreSQL TLS instance:
+#   cassandra.crt/.key  server certificate, SANs 127.0.0.1..127.0.0.3 and localhost
+#   cassandra.p12       the same as a PKCS12 keystore for Cassandra (password ferry-test)
+#   cassandra-truststore.p12  the CA, for Cassandra to check client certificates (keytool)
+#   client.crt/.key     a client certificate (extendedKeyUsage clientAuth) for mutual-TLS configs
+# Remade when missing or older than ca.crt.
+CASS_KEYSTORE_PASSWORD=ferry-test
+make_cassandra_tls_certs() {
+  local d="$STATE/tls"
+  make_tls_certs
+  if [[ -s "$d/cassandra.p12" && -s "$d/cassandra-truststore.p12" && -s "$d/client.crt" &&
+    "$d/cassandra.p12" -nt "$d/ca.crt" ]]; then
+    return 0
+  fi
+  log "creating Cassandra server certificate, PKCS12 keystore and client certificate in $d ..."
+  (
+    cd "$d"
+    openssl req -newkey rsa:2048 -nodes -keyout cassandra.key -out cassandra.csr -subj "/CN=ferry-cassandra"
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3" \
+      "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=serverAuth" >cassandra.ext
+    openssl x509 -req -in cassandra.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -out cassandra.crt -extfile cassandra.ext
+    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=ferry-client"
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature" \
+      "extendedKeyUsage=clientAuth" >client.ext
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -out client.crt -extfile client.ext
+    rm -f cassandra.p12.tmp
+    openssl pkcs12 -export -in cassandra.crt -inkey cassandra.key -certfile ca.crt -name cassandra \
+      -out cassandra.p12.tmp -passout "pass:$CASS_KEYSTORE_PASSWORD"
+    # Java 17 must be able to open it, as Cassandra will at start.
+    keytool -list -keystore cassandra.p12.tmp -storetype PKCS12 -storepass "$CASS_KEYSTORE_PASSWORD"
+    rm -f cassandra-truststore.p12
+    keytool -importcert -noprompt -alias ferry-test-ca -file ca.crt -keystore cassandra-truststore.p12 \
+      -storetype PKCS12 -storepass "$CASS_KEYSTORE_PASSWORD"
+    mv -f cassandra.p12.tmp cassandra.p12
+  ) >>"$LOGS/tls.log" 2>&1 || fail_service "cassandra tls certs" "$LOGS/tls.log" "openssl/keytool failed"
+  chmod 644 "$d/cassandra.crt" "$d/client.crt"
+  chmod 600 "$d/cassandra.key" "$d/client.key" "$d/cassandra.p12"
 }
 
 pg_init() {
@@ -767,6 +858,17 @@ print_env() {
   if [[ -n "$nodes" ]]; then
     echo "export FERRY_CASSANDRA=$first"
     echo "export FERRY_CASSANDRA_NODES=$nodes"
+    if [[ -s "$STATE/tls/cassandra.p12" ]] &&
+      grep -q '^client_encryption_options:' "$(cass_node_dir 1)/conf/cassandra.yaml" 2>/dev/null; then
+      echo "export FERRY_CASSANDRA_TLS_CA=$STATE/tls/ca.crt"
+      echo "export FERRY_CASSANDRA_TLS_CERT=$STATE/tls/client.crt"
+      echo "export FERRY_CASSANDRA_TLS_KEY=$STATE/tls/client.key"
+    fi
+  fi
+  if cass_pid "$CASS_AUTH_NODE" >/dev/null; then
+    echo "export FERRY_CASSANDRA_AUTH=$(cass_ip "$CASS_AUTH_NODE"):9042"
+    echo "export FERRY_CASSANDRA_AUTH_USER=$CASS_AUTH_USER"
+    echo "export FERRY_CASSANDRA_AUTH_PASSWORD=$CASS_AUTH_PASSWORD"
   fi
   if [[ -x "$BIN/cqlsh" ]]; then echo "export FERRY_CQLSH=$BIN/cqlsh"; fi
   if [[ -x "$BIN/nodetool" ]]; then echo "export FERRY_NODETOOL=$BIN/nodetool"; fi
@@ -796,7 +898,7 @@ print_env() {
 print_status() {
   local n id pid state
   printf '%-16s %-8s %-8s %-26s %s\n' SERVICE STATE PID ADDRESS LOG
-  for n in 1 2 3; do
+  for n in 1 2 3 "$CASS_AUTH_NODE"; do
     [[ -d "$(cass_node_dir "$n")" ]] || [[ "$n" == 1 ]] || continue
     if pid="$(cass_pid "$n")"; then
       state=up; port_open "$(cass_ip "$n")" 9042 || state=starting
@@ -824,12 +926,14 @@ print_status() {
 usage() {
   cat >&2 <<'EOF'
 usage: scripts/services.sh COMMAND [FLAGS]
-  up [--cassandra-nodes 1|2|3] [--pg-nodes 1|2|3] [--pg-tls] [--all]
+  up [--cassandra-nodes 1|2|3] [--pg-nodes 1|2|3] [--pg-tls] [--cassandra-auth] [--all]
                           start (idempotent) and print export lines; default: 1 Cassandra, 1 PostgreSQL, moto
+                          --cassandra-auth: also a separate 1-node cluster with password auth on 127.0.0.4
   down                    stop everything started here
   status                  what runs where (pid, address, log), then the export lines
   env                     only the export lines: eval "$(scripts/services.sh env)"
-  cassandra-stop-node N   / cassandra-start-node N   (N = 1..3)
+  cassandra-stop-node N   / cassandra-start-node N   (N = 1..3, or 4: the --cassandra-auth node)
+  cassandra-restart-node N  stop, rewrite cassandra.yaml, start: applies a changed config
   cassandra-kill-node N   SIGKILL node N (a crash, for fault tests)
   pg-stop-node N          / pg-start-node N          (N = 1..3 or tls)
 State: ${FERRY_SERVICES_DIR:-/var/tmp/ferry-services}
@@ -837,7 +941,7 @@ EOF
 }
 
 cmd_up() {
-  local cnodes=1 pgnodes=1 pgtls=0
+  local cnodes=1 pgnodes=1 pgtls=0 cauth=0
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --cassandra-nodes) cnodes="${2:?}"; shift 2 ;;
@@ -845,6 +949,7 @@ cmd_up() {
       --pg-nodes) pgnodes="${2:?}"; shift 2 ;;
       --pg-nodes=*) pgnodes="${1#*=}"; shift ;;
       --pg-tls) pgtls=1; shift ;;
+      --cassandra-auth) cauth=1; shift ;;
       --s3) shift ;; # moto is always on
       --all) cnodes=3; pgnodes=3; pgtls=1; shift ;;
       -h|--help) usage; exit 0 ;;
@@ -866,6 +971,7 @@ cmd_up() {
   [[ "$pgtls" == 1 ]] && start_pg_node tls 0
   for ((n = 1; n <= cnodes; n++)); do start_cassandra_node "$n" "$([[ $cnodes -gt 1 ]] && echo "$n" || echo 1)"; done
   forget_extra_cassandra_nodes "$cnodes"
+  [[ "$cauth" == 1 ]] && start_cassandra_node "$CASS_AUTH_NODE" 1
   log "all requested services up in $((SECONDS - t0))s"
   print_env
 }
@@ -875,7 +981,7 @@ cmd_down() {
   ensure_dirs
   PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
   # Cassandra nodes in parallel: each drains for a few seconds on SIGTERM.
-  for n in 3 2 1; do stop_cassandra_node "$n" & done
+  for n in "$CASS_AUTH_NODE" 3 2 1; do stop_cassandra_node "$n" & done
   for id in tls 3 2 1; do
     [[ -n "$PG_BIN" ]] && stop_pg_node "$id"
   done
@@ -897,7 +1003,7 @@ main() {
       ;;
     env) print_env ;;
     cassandra-stop-node)
-      [[ "${1:-}" =~ ^[1-3]$ ]] || die "usage: cassandra-stop-node 1..3"
+      [[ "${1:-}" =~ ^[1-4]$ ]] || die "usage: cassandra-stop-node 1..4"
       stop_cassandra_node "$1"
       ;;
     cassandra-kill-node)
@@ -913,8 +1019,14 @@ main() {
       fi
       ;;
     cassandra-start-node)
-      [[ "${1:-}" =~ ^[1-3]$ ]] || die "usage: cassandra-start-node 1..3"
+      [[ "${1:-}" =~ ^[1-4]$ ]] || die "usage: cassandra-start-node 1..4"
       ensure_dirs; ensure_venv; ensure_cassandra_installed
+      start_cassandra_node "$1" 1
+      ;;
+    cassandra-restart-node)
+      [[ "${1:-}" =~ ^[1-4]$ ]] || die "usage: cassandra-restart-node 1..4"
+      ensure_dirs; ensure_venv; ensure_cassandra_installed
+      stop_cassandra_node "$1"
       start_cassandra_node "$1" 1
       ;;
     pg-stop-node)

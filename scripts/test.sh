@@ -20,8 +20,9 @@ ensure_toolchain
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-echo "==> starting services (scripts/services.sh up)" >&2
-env_lines=$(scripts/services.sh up)
+# --cassandra-auth: the separate password-protected Cassandra (127.0.0.4) of the credential tests.
+echo "==> starting services (scripts/services.sh up --cassandra-auth)" >&2
+env_lines=$(scripts/services.sh up --cassandra-auth)
 eval "$env_lines"
 
 echo "==> building tests" >&2

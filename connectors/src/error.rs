@@ -21,6 +21,25 @@ pub enum ConnectorError {
         message: String,
     },
 
+    /// Cassandra was reached, but the TLS handshake failed.
+    #[error(
+        "TLS to Cassandra at {contact_points} failed (tls.mode = \"{mode}\"): {message}; {hint}"
+    )]
+    CassandraTls {
+        contact_points: String,
+        mode: String,
+        message: String,
+        hint: String,
+    },
+
+    /// Cassandra was reached, but refused the credentials (or wanted some).
+    #[error("authentication to Cassandra at {contact_points} failed: {message}; {hint}")]
+    CassandraAuth {
+        contact_points: String,
+        message: String,
+        hint: String,
+    },
+
     /// A Cassandra request failed.
     #[error("Cassandra {what} failed: {source}")]
     Cassandra {

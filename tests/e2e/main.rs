@@ -9,4 +9,5 @@ mod pushdown;
 mod query;
 mod refusals;
 mod support;
+mod tls;
 mod torture;

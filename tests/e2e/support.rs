@@ -15,6 +15,59 @@ pub fn cassandra_addr() -> String {
     std::env::var("FERRY_CASSANDRA").unwrap_or_else(|_| "127.0.0.1:9042".to_string())
 }
 
+/// The test CA and client certificate of Cassandra's TLS (`FERRY_CASSANDRA_TLS_CA`, `_CERT`,
+/// `_KEY`); panics naming `scripts/services.sh` when the services do not offer TLS.
+pub fn cassandra_tls_files() -> (String, String, String) {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: Cassandra's TLS files come from the services; {HINT}. \
+                 A node started before services.sh had TLS needs `scripts/services.sh cassandra-restart-node 1`"
+            )
+        })
+    };
+    (
+        var("FERRY_CASSANDRA_TLS_CA"),
+        var("FERRY_CASSANDRA_TLS_CERT"),
+        var("FERRY_CASSANDRA_TLS_KEY"),
+    )
+}
+
+/// The password-protected Cassandra of `scripts/services.sh up --cassandra-auth` (a separate
+/// one-node cluster): address, user, password. Panics naming the script when it is not running.
+pub fn cassandra_auth() -> (String, String, String) {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: the password-protected Cassandra is opt-in; start it with \
+                 `scripts/services.sh up --cassandra-auth` (and `eval \"$(scripts/services.sh env)\"`)"
+            )
+        })
+    };
+    (
+        var("FERRY_CASSANDRA_AUTH"),
+        var("FERRY_CASSANDRA_AUTH_USER"),
+        var("FERRY_CASSANDRA_AUTH_PASSWORD"),
+    )
+}
+
+/// A logged-in session to the password-protected Cassandra.
+pub async fn cassandra_with_login() -> Arc<Session> {
+    let (addr, user, password) = cassandra_auth();
+    match SessionBuilder::new()
+        .known_node(&addr)
+        .user(user, password)
+        .build()
+        .await
+    {
+        Ok(s) => Arc::new(s),
+        Err(e) => panic!(
+            "the password-protected Cassandra is not reachable at {addr}: {e}; start it with \
+             `scripts/services.sh up --cassandra-auth`"
+        ),
+    }
+}
+
 pub fn postgres_url() -> String {
     std::env::var("FERRY_POSTGRES_URL")
         .unwrap_or_else(|_| "postgresql://ferry:ferry@127.0.0.1:54320/ferry".to_string())
@@ -70,9 +123,25 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 
 /// Writes `ferry.toml` into `dir` with the test services' addresses and `tables` appended.
 pub fn write_config(dir: &Path, run: &str, tables: &str) -> PathBuf {
+    write_config_with_source(dir, "", run, tables)
+}
+
+/// Like [`write_config`], with `source` (more keys and sub-tables such as `[source.tls]`)
+/// appended to the `[source]` section.
+pub fn write_config_with_source(dir: &Path, source: &str, run: &str, tables: &str) -> PathBuf {
+    write_config_for(dir, &cassandra_addr(), source, run, tables)
+}
+
+/// Like [`write_config_with_source`], reading from the Cassandra at `contact_point`.
+pub fn write_config_for(
+    dir: &Path,
+    contact_point: &str,
+    source: &str,
+    run: &str,
+    tables: &str,
+) -> PathBuf {
     let text = format!(
-        "[source]\ncontact_points = [\"{}\"]\n\n[target]\nurl = \"{}\"\n\n[run]\n{run}\n\n{tables}\n",
-        cassandra_addr(),
+        "[source]\ncontact_points = [\"{contact_point}\"]\n{source}\n\n[target]\nurl = \"{}\"\n\n[run]\n{run}\n\n{tables}\n",
         postgres_url()
     );
     let path = dir.join("ferry.toml");

@@ -1,9 +1,11 @@
 //! Cassandra connection and read options (the `[source]` section of `ferry.toml`).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::error::{ConnectorError, Result};
 use crate::secret::Secret;
 
 /// How Ferry connects to Cassandra and reads from it.
@@ -15,12 +17,20 @@ pub struct CassandraConfig {
     /// Datacenter to read from; reads are routed to replicas in it. Default: any.
     #[serde(default)]
     pub local_dc: Option<String>,
-    /// Username for password authentication.
+    /// Username for password authentication (Cassandra's `PasswordAuthenticator`). Needs
+    /// `password` or `password_file`.
     #[serde(default)]
     pub username: Option<String>,
     /// Password for password authentication; use `${ENV_VAR}` rather than a literal.
     #[serde(default)]
     pub password: Option<Secret>,
+    /// A file holding the password (its first line; a trailing newline is ignored), instead
+    /// of `password`. Relative to the config file.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// TLS toward Cassandra (`[source.tls]`). Default: plaintext.
+    #[serde(default)]
+    pub tls: CassandraTlsConfig,
     /// Consistency level of every read. Default `LOCAL_ONE`.
     #[serde(default)]
     pub consistency: ConsistencyLevel,
@@ -52,6 +62,8 @@ impl CassandraConfig {
             local_dc: None,
             username: None,
             password: None,
+            password_file: None,
+            tls: CassandraTlsConfig::default(),
             consistency: ConsistencyLevel::default(),
             page_size: default_page_size(),
             request_timeout_ms: default_request_timeout_ms(),
@@ -64,6 +76,158 @@ impl CassandraConfig {
     /// The per-request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Checks the combinations serde cannot: credentials come in pairs, TLS files match the mode.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |message: String| ConnectorError::Config {
+            section: "source",
+            message,
+        };
+        if self.password.is_some() && self.password_file.is_some() {
+            return Err(invalid(
+                "set either password or password_file, not both".into(),
+            ));
+        }
+        let has_password = self.password.is_some() || self.password_file.is_some();
+        match (&self.username, has_password) {
+            (Some(_), false) => {
+                return Err(invalid(
+                    "username is set but neither password nor password_file".into(),
+                ));
+            }
+            (None, true) => {
+                return Err(invalid(
+                    "password/password_file is set but username is not".into(),
+                ));
+            }
+            _ => {}
+        }
+        self.tls.validate()
+    }
+
+    /// Makes relative file paths (`password_file`, `tls.*_file`) relative to `base_dir`, the
+    /// directory of the config file.
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        let resolve = |p: &mut Option<PathBuf>| {
+            if let Some(path) = p.as_mut().filter(|p| p.is_relative()) {
+                *path = base_dir.join(&*path);
+            }
+        };
+        resolve(&mut self.password_file);
+        resolve(&mut self.tls.ca_file);
+        resolve(&mut self.tls.cert_file);
+        resolve(&mut self.tls.key_file);
+    }
+
+    /// The password, from `password` or read from `password_file`.
+    pub fn password(&self) -> Result<Option<Secret>> {
+        if let Some(p) = &self.password {
+            return Ok(Some(p.clone()));
+        }
+        let Some(path) = &self.password_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConnectorError::Config {
+            section: "source",
+            message: format!("cannot read password_file {}: {e}", path.display()),
+        })?;
+        let line = text.lines().next().unwrap_or_default();
+        Ok(Some(Secret::new(line)))
+    }
+}
+
+/// `[source.tls]`: whether and how the connection to Cassandra is encrypted and verified.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CassandraTlsConfig {
+    /// `disable` (the default: plaintext), `require` (encrypt, verify nothing), `verify-ca`
+    /// (the node's certificate must chain to `ca_file`) or `verify-full` (also, the node's
+    /// address must be one of the certificate's IP SANs).
+    #[serde(default)]
+    pub mode: TlsMode,
+    /// PEM file of the CA certificate(s) that signed the nodes' certificates. Required by
+    /// `verify-ca` and `verify-full`. Relative to the config file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for mutual TLS, with `key_file`. Relative to the config file.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `cert_file`. Relative to the config file.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+impl CassandraTlsConfig {
+    /// Checks that the files set fit the mode.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |message: String| ConnectorError::Config {
+            section: "source.tls",
+            message,
+        };
+        match self.mode {
+            TlsMode::Disable => {
+                if self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some() {
+                    return Err(invalid(
+                        "ca_file/cert_file/key_file are set but mode is \"disable\" (plaintext); \
+                         set mode = \"verify-full\" (or \"verify-ca\") to use them"
+                            .into(),
+                    ));
+                }
+                return Ok(());
+            }
+            TlsMode::Require => {
+                if self.ca_file.is_some() {
+                    return Err(invalid(
+                        "ca_file is set but mode = \"require\" does not verify the server; \
+                         set mode = \"verify-ca\" or \"verify-full\", or remove ca_file"
+                            .into(),
+                    ));
+                }
+            }
+            TlsMode::VerifyCa | TlsMode::VerifyFull => {
+                if self.ca_file.is_none() {
+                    return Err(invalid(format!(
+                        "mode = \"{}\" needs ca_file: the PEM file of the CA that signed the \
+                         Cassandra nodes' certificates",
+                        self.mode
+                    )));
+                }
+            }
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err(invalid(
+                "cert_file and key_file go together (mutual TLS): set both or neither".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How the connection to Cassandra is secured, named as in libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Plaintext.
+    #[default]
+    Disable,
+    /// Encrypted; the server's certificate is not checked (no protection from an active
+    /// man in the middle).
+    Require,
+    /// Encrypted; the server's certificate must chain to `ca_file`. Its names are not checked.
+    VerifyCa,
+    /// Encrypted; the certificate must chain to `ca_file` and name the node's IP address.
+    VerifyFull,
+}
+
+impl std::fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsMode::Disable => "disable",
+            TlsMode::Require => "require",
+            TlsMode::VerifyCa => "verify-ca",
+            TlsMode::VerifyFull => "verify-full",
+        })
     }
 }
 
@@ -115,5 +279,164 @@ impl From<ConsistencyLevel> for scylla::statement::Consistency {
             ConsistencyLevel::LocalQuorum => C::LocalQuorum,
             ConsistencyLevel::EachQuorum => C::EachQuorum,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> std::result::Result<CassandraConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn invalid(config: &CassandraConfig) -> String {
+        match config.validate() {
+            Err(e) => e.to_string(),
+            Ok(()) => panic!("expected a validation error for {config:?}"),
+        }
+    }
+
+    #[test]
+    fn tls_defaults_to_disabled() {
+        let c = parse(r#"contact_points = ["127.0.0.1:9042"]"#).expect("valid");
+        assert_eq!(c.tls, CassandraTlsConfig::default());
+        assert_eq!(c.tls.mode, TlsMode::Disable);
+        c.validate().expect("valid");
+    }
+
+    #[test]
+    fn parses_every_tls_field_and_mode() {
+        for (text, mode) in [
+            ("disable", TlsMode::Disable),
+            ("require", TlsMode::Require),
+            ("verify-ca", TlsMode::VerifyCa),
+            ("verify-full", TlsMode::VerifyFull),
+        ] {
+            let c = parse(&format!(
+                "contact_points = [\"h:9042\"]\n[tls]\nmode = \"{text}\"\n"
+            ))
+            .expect("valid");
+            assert_eq!(c.tls.mode, mode);
+            assert_eq!(c.tls.mode.to_string(), text);
+        }
+        let c = parse(
+            r#"
+            contact_points = ["h:9042"]
+            [tls]
+            mode = "verify-full"
+            ca_file = "ca.pem"
+            cert_file = "/etc/ferry/client.pem"
+            key_file = "client.key"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(c.tls.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(
+            c.tls.cert_file,
+            Some(PathBuf::from("/etc/ferry/client.pem"))
+        );
+        assert_eq!(c.tls.key_file, Some(PathBuf::from("client.key")));
+        c.validate().expect("valid");
+    }
+
+    #[test]
+    fn unknown_tls_fields_and_modes_are_refused() {
+        let e = parse("contact_points = [\"h\"]\n[tls]\nmode = \"require\"\nca_path = \"x\"\n")
+            .expect_err("unknown field");
+        assert!(e.contains("unknown field `ca_path`"), "{e}");
+        let e = parse("contact_points = [\"h\"]\n[tls]\nmode = \"verify_full\"\n")
+            .expect_err("unknown mode");
+        assert!(e.contains("verify-full"), "{e}");
+    }
+
+    #[test]
+    fn tls_files_must_fit_the_mode() {
+        let mut c = CassandraConfig::new(vec!["h:9042".into()]);
+        c.tls.mode = TlsMode::VerifyCa;
+        assert!(invalid(&c).contains("mode = \"verify-ca\" needs ca_file"));
+        c.tls.mode = TlsMode::VerifyFull;
+        assert!(invalid(&c).contains("mode = \"verify-full\" needs ca_file"));
+        c.tls.ca_file = Some("ca.pem".into());
+        c.validate().expect("valid");
+        c.tls.cert_file = Some("client.pem".into());
+        assert!(invalid(&c).contains("cert_file and key_file go together"));
+        c.tls.key_file = Some("client.key".into());
+        c.validate().expect("valid");
+        c.tls.mode = TlsMode::Disable;
+        assert!(invalid(&c).contains("mode is \"disable\""));
+        c.tls.mode = TlsMode::Require;
+        assert!(invalid(&c).contains("ca_file is set but mode = \"require\""));
+        c.tls.ca_file = None;
+        c.validate()
+            .expect("require with a client certificate is valid");
+    }
+
+    #[test]
+    fn credentials_come_in_pairs() {
+        let mut c = CassandraConfig::new(vec!["h:9042".into()]);
+        c.username = Some("ferry".into());
+        assert!(invalid(&c).contains("username is set but neither password nor password_file"));
+        c.password = Some(Secret::new("pw"));
+        c.validate().expect("valid");
+        c.password_file = Some("pw.txt".into());
+        assert!(invalid(&c).contains("either password or password_file"));
+        c.password = None;
+        c.validate().expect("valid");
+        c.username = None;
+        assert!(invalid(&c).contains("username is not"));
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug() {
+        let c = parse(
+            r#"
+            contact_points = ["h:9042"]
+            username = "ferry"
+            password = "hunter2-cassandra"
+            "#,
+        )
+        .expect("valid");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("***"), "{debug}");
+        assert_eq!(
+            c.password()
+                .expect("inline")
+                .map(|p| p.expose().to_string()),
+            Some("hunter2-cassandra".to_string())
+        );
+    }
+
+    #[test]
+    fn password_file_is_read_to_its_first_line() {
+        let dir = std::env::temp_dir().join(format!("ferry-pwfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("pw.txt"), "s3cret pass\r\nignored\n").expect("write");
+        let mut c = parse(
+            r#"
+            contact_points = ["h:9042"]
+            username = "ferry"
+            password_file = "pw.txt"
+            [tls]
+            mode = "verify-ca"
+            ca_file = "certs/ca.pem"
+            "#,
+        )
+        .expect("valid");
+        c.resolve_paths(&dir);
+        assert_eq!(c.password_file, Some(dir.join("pw.txt")));
+        assert_eq!(c.tls.ca_file, Some(dir.join("certs/ca.pem")));
+        let pw = c.password().expect("readable").expect("set");
+        assert_eq!(pw.expose(), "s3cret pass");
+        assert!(!format!("{c:?}").contains("s3cret"));
+
+        c.password_file = Some(dir.join("missing.txt"));
+        let e = c.password().expect_err("missing").to_string();
+        assert!(
+            e.contains("cannot read password_file") && e.contains("missing.txt"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

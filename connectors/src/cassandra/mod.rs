@@ -1,6 +1,7 @@
 //! The Cassandra source: a DataFusion `TableProvider` whose partition k reads token-range split k.
 //!
 //! - [`config`]: connection and read options.
+//! - [`tls`]: the rustls configuration of `[source.tls]`.
 //! - [`session`]: connecting, and reading the table's schema from `system_schema`.
 //! - [`ring`]: token ranges and splits.
 //! - [`scan`]: [`CassandraTable`] and [`CassandraScanExec`], manual paging with one page in flight.
@@ -13,9 +14,10 @@ pub mod routing;
 pub mod scan;
 pub mod session;
 pub mod sizing;
+pub mod tls;
 pub mod types;
 
-pub use config::{CassandraConfig, ConsistencyLevel};
+pub use config::{CassandraConfig, CassandraTlsConfig, ConsistencyLevel, TlsMode};
 pub use ring::{Replica, RingRange, Split, TokenRange};
 pub use scan::{CassandraScanExec, CassandraTable, ScanCounters};
 pub use session::{ColumnKind, SourceColumn, SourceTable, connect};

@@ -11,10 +11,11 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::load_balancing::DefaultPolicy;
 
-use super::config::CassandraConfig;
+use super::config::{CassandraConfig, TlsMode};
+use super::tls;
 use crate::error::{ConnectorError, Result};
 
-/// Opens a session with the configured consistency, timeouts, credentials and datacenter.
+/// Opens a session with the configured consistency, timeouts, credentials, TLS and datacenter.
 pub async fn connect(config: &CassandraConfig) -> Result<Arc<Session>> {
     if config.contact_points.is_empty() {
         return Err(ConnectorError::Config {
@@ -22,6 +23,8 @@ pub async fn connect(config: &CassandraConfig) -> Result<Arc<Session>> {
             message: "contact_points is empty".into(),
         });
     }
+    config.validate()?;
+    let tls_context = tls::client_config(&config.tls)?;
     let mut policy = DefaultPolicy::builder().token_aware(true);
     if let Some(dc) = &config.local_dc {
         policy = policy
@@ -36,23 +39,54 @@ pub async fn connect(config: &CassandraConfig) -> Result<Arc<Session>> {
     let mut builder = SessionBuilder::new()
         .known_nodes(&config.contact_points)
         .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
-        .default_execution_profile_handle(profile.into_handle());
+        .default_execution_profile_handle(profile.into_handle())
+        .tls_context(tls_context);
     if let Some(user) = &config.username {
-        let password = config
-            .password
-            .as_ref()
-            .map(|p| p.expose().to_string())
-            .unwrap_or_default();
-        builder = builder.user(user, password);
+        let password = config.password()?.unwrap_or_default();
+        builder = builder.user(user, password.expose());
     }
     let session = builder
         .build()
         .await
-        .map_err(|e| ConnectorError::CassandraConnect {
-            contact_points: config.contact_points.join(","),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| connect_error(config, e.to_string()))?;
     Ok(Arc::new(session))
+}
+
+/// Tells TLS and authentication failures apart from an unreachable cluster, so the message
+/// says what to fix.
+fn connect_error(config: &CassandraConfig, message: String) -> ConnectorError {
+    let contact_points = config.contact_points.join(",");
+    if config.tls.mode != TlsMode::Disable
+        && let Some(hint) = tls::handshake_hint(&config.tls, &message)
+    {
+        return ConnectorError::CassandraTls {
+            contact_points,
+            mode: config.tls.mode.to_string(),
+            message,
+            hint,
+        };
+    }
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("authenticat") || lower.contains("credentials") {
+        let hint = match &config.username {
+            Some(user) => format!(
+                "the cluster refused user {user:?}: check source.username and source.password \
+                 (or password_file)"
+            ),
+            None => "the cluster requires a login: set source.username and source.password \
+                     (or password_file)"
+                .to_string(),
+        };
+        return ConnectorError::CassandraAuth {
+            contact_points,
+            message,
+            hint,
+        };
+    }
+    ConnectorError::CassandraConnect {
+        contact_points,
+        message,
+    }
 }
 
 /// Where a column sits in the primary key, or which cell metadata it exposes.

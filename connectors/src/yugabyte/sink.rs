@@ -116,7 +116,8 @@ pub async fn write_unit_isolating(
         let first_row = outcome.rows_read as usize;
         outcome.rows_read += batch.num_rows() as u64;
         // Row ranges of the batch still to load, the next one on top.
-        let mut pending = vec![0..batch.num_rows()];
+        let mut pending = Vec::new();
+        pending.push(0..batch.num_rows());
         while let Some(range) = pending.pop() {
             if range.is_empty() {
                 continue;
