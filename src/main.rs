@@ -27,6 +27,13 @@ enum Command {
         /// Write a JSON report here.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// The run to start or resume (overrides `run.id`); units it committed are skipped.
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Forget the run's checkpoints first and load every unit again. Target rows already
+        /// there stay: empty the tables first, or expect duplicates.
+        #[arg(long)]
+        fresh: bool,
     },
     /// Run SQL over the configured Cassandra tables (named `keyspace.table`) and print the result.
     Query {
@@ -104,14 +111,23 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Migrate { config, report } => {
-            let config = match Config::load(&config) {
+        Command::Migrate {
+            config,
+            report,
+            run_id,
+            fresh,
+        } => {
+            let mut config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(EXIT_INVALID);
                 }
             };
+            if let Some(id) = run_id {
+                config.run.id = id;
+            }
+            config.run.fresh = fresh;
             let result = ferry::pipeline::migrate(&config).await;
             finish(&result, report.as_deref())
         }

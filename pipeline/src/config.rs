@@ -48,6 +48,14 @@ pub struct RunConfig {
     /// Attempts per work unit when it fails with a retriable error. Default 5.
     #[serde(default = "default_unit_attempts")]
     pub unit_attempts: u32,
+    /// The run's name in the target's run state (schema `ferry_state`). Running the same config with
+    /// the same id again resumes: committed units are skipped. Default `"default"`.
+    #[serde(default = "default_run_id")]
+    pub id: String,
+    /// Forget this run's checkpoints before starting (set by `ferry migrate --fresh`); the
+    /// target rows are left as they are.
+    #[serde(skip)]
+    pub fresh: bool,
 }
 
 impl Default for RunConfig {
@@ -56,6 +64,8 @@ impl Default for RunConfig {
             connections: default_connections(),
             splits: SplitCount::Auto,
             unit_attempts: default_unit_attempts(),
+            id: default_run_id(),
+            fresh: false,
         }
     }
 }
@@ -66,6 +76,10 @@ fn default_connections() -> usize {
 
 fn default_unit_attempts() -> u32 {
     5
+}
+
+fn default_run_id() -> String {
+    "default".to_string()
 }
 
 /// One table to move.

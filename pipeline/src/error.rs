@@ -51,6 +51,10 @@ pub enum PipelineError {
         source: Box<PipelineError>,
     },
 
+    /// The run state in the target (schema `ferry_state`) is not what this run expects.
+    #[error("run state: {0}")]
+    RunState(String),
+
     /// A worker task panicked or was cancelled: a bug.
     #[error("a worker stopped unexpectedly: {0}")]
     Worker(String),

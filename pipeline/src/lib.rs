@@ -8,6 +8,7 @@
 //! It knows nothing about the terminal or argument parsing (that is the CLI), and nothing about
 //! wire formats (that is `ferry-connectors`).
 
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod plan;

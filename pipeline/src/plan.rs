@@ -14,6 +14,7 @@ use ferry_sql::transform::SOURCE_TABLE;
 use scylla::client::session::Session;
 use tokio_postgres::Client;
 
+use crate::checkpoint::Checkpoints;
 use crate::config::{Config, TableConfig};
 use crate::error::Result;
 
@@ -62,6 +63,7 @@ pub async fn plan_table(
     table: &TableConfig,
     session: &Arc<Session>,
     client: &Client,
+    checkpoints: &Checkpoints,
 ) -> Result<TablePlan> {
     let (keyspace, name) = table
         .source_parts()
@@ -69,14 +71,12 @@ pub async fn plan_table(
     let source = SourceTable::load(session, keyspace, name)
         .await?
         .with_metadata_columns(&table.writetime, &table.ttl)?;
-    let splits = plan_splits(
-        session,
-        keyspace,
-        name,
-        table.splits.unwrap_or(config.run.splits),
-        config.source.local_dc.as_deref(),
-    )
-    .await?;
+    let local_dc = config.source.local_dc.as_deref();
+    let count = table.splits.unwrap_or(config.run.splits);
+    let planned = plan_splits(session, keyspace, name, count, local_dc);
+    let splits = checkpoints
+        .splits(client, session, keyspace, name, local_dc, planned)
+        .await?;
     let k = splits.len();
     let provider =
         CassandraTable::new(Arc::clone(session), source, splits, config.source.page_size)

@@ -47,7 +47,12 @@ pub struct TableReport {
     pub rows_written: u64,
     pub rows_rejected: u64,
     pub units_total: u64,
+    /// Units committed, by this attempt or an earlier one of the same run.
     pub units_done: u64,
+    /// Units an earlier attempt of the run had committed, skipped by this one.
+    pub units_skipped: u64,
+    /// Rows those earlier attempts wrote. The `rows_*` counts above are this attempt's.
+    pub rows_written_before: u64,
     pub elapsed_s: f64,
     /// Rows the Cassandra scan returned, before the transform's filters.
     pub source_rows: u64,

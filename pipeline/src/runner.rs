@@ -3,6 +3,9 @@
 //! A worker takes unit k, executes partition k of the table's plan and streams it through the
 //! COPY encoder inside one transaction. A unit that fails with a retriable error is rolled back
 //! and retried on a fresh connection; any other failure stops the table.
+//!
+//! Each unit's checkpoint row commits with its COPY (see [`crate::checkpoint`]): running the
+//! same config again resumes, skipping the committed units, and loads every row exactly once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +16,7 @@ use ferry_connectors::yugabyte::{self, UnitOutcome};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
+use crate::checkpoint::{self, Checkpoints, UnitRecord};
 use crate::config::{Config, TableConfig};
 use crate::error::{PipelineError, Result};
 use crate::plan::{TablePlan, plan_table};
@@ -24,9 +28,14 @@ pub async fn migrate(config: &Config) -> Report {
     let config = Arc::new(config.clone());
     let mut tables = Vec::new();
     let mut error = None;
-    match cassandra::connect(&config.source).await {
-        Err(e) => error = Some(e.to_string()),
-        Ok(session) => {
+    let state = async {
+        let client = yugabyte::connect(&config.target).await?;
+        checkpoint::ensure_schema(&client).await
+    };
+    match (cassandra::connect(&config.source).await, state.await) {
+        (Err(e), _) => error = Some(e.to_string()),
+        (_, Err(e)) => error = Some(e.to_string()),
+        (Ok(session), Ok(())) => {
             for table in &config.tables {
                 let report = migrate_table(&config, table, &session).await;
                 let failed = report.error.is_some();
@@ -55,10 +64,23 @@ async fn migrate_table(
         target: format!("{schema}.{name}"),
         ..Default::default()
     };
+    let checkpoints = Checkpoints::new(&config.run.id, schema, name);
     let result = async {
         let client = yugabyte::connect(&config.target).await?;
-        let plan = Arc::new(plan_table(config, table, session, &client).await?);
-        run_units(config, &plan, client, &mut report).await
+        if config.run.fresh {
+            checkpoints.forget(&client).await?;
+        }
+        let plan = Arc::new(plan_table(config, table, session, &client, &checkpoints).await?);
+        let committed = checkpoints.committed(&client).await?;
+        if !committed.is_empty() {
+            tracing::info!(table = %table.source, run = %config.run.id, units = committed.len(), "resuming: skipping committed units");
+        }
+        report.units_skipped = committed.len() as u64;
+        report.rows_written_before = committed.values().map(|r| r.rows_written).sum();
+        let pending: Vec<usize> = (0..plan.units())
+            .filter(|u| !committed.contains_key(u))
+            .collect();
+        run_units(config, &plan, &checkpoints, pending, client, &mut report).await
     }
     .await;
     if let Err(e) = result {
@@ -74,18 +96,23 @@ async fn migrate_table(
 
 /// Shared state of one table's workers.
 struct Progress {
-    next_unit: AtomicUsize,
+    /// The units left to run, and the position of the next one to hand out.
+    pending: Vec<usize>,
+    next: AtomicUsize,
     report: Mutex<TableReport>,
 }
 
 async fn run_units(
     config: &Arc<Config>,
     plan: &Arc<TablePlan>,
+    checkpoints: &Checkpoints,
+    pending: Vec<usize>,
     first_client: Client,
     report: &mut TableReport,
 ) -> Result<()> {
-    let units = plan.units();
-    report.units_total = units as u64;
+    report.units_total = plan.units() as u64;
+    report.units_done = report.units_skipped;
+    let units = pending.len();
     tracing::info!(
         table = %plan.source,
         target = %plan.target.qualified(),
@@ -95,7 +122,8 @@ async fn run_units(
         "starting table"
     );
     let progress = Arc::new(Progress {
-        next_unit: AtomicUsize::new(0),
+        pending,
+        next: AtomicUsize::new(0),
         report: Mutex::new(std::mem::take(report)),
     });
     let workers = config.run.connections.min(units).max(1);
@@ -105,8 +133,11 @@ async fn run_units(
         .map(|_| {
             let (config, plan, progress) =
                 (Arc::clone(config), Arc::clone(plan), Arc::clone(&progress));
+            let checkpoints = checkpoints.clone();
             let client = first_client.take();
-            tokio::spawn(async move { worker(&config, &plan, client, &progress).await })
+            tokio::spawn(
+                async move { worker(&config, &plan, &checkpoints, client, &progress).await },
+            )
         })
         .collect();
     let mut results = Vec::with_capacity(handles.len());
@@ -127,20 +158,26 @@ async fn run_units(
 async fn worker(
     config: &Config,
     plan: &TablePlan,
+    checkpoints: &Checkpoints,
     mut client: Option<Client>,
     progress: &Progress,
 ) -> Result<()> {
     loop {
-        let unit = progress.next_unit.fetch_add(1, Ordering::SeqCst);
-        if unit >= plan.units() {
+        let next = progress.next.fetch_add(1, Ordering::SeqCst);
+        let Some(&unit) = progress.pending.get(next) else {
             return Ok(());
-        }
-        let outcome = run_unit_with_retries(config, plan, unit, &mut client, progress).await;
+        };
+        let outcome =
+            run_unit_with_retries(config, plan, checkpoints, unit, &mut client, progress).await;
         let outcome = match outcome {
-            Ok(o) => o,
+            Ok(Some(o)) => o,
+            Ok(None) => {
+                tracing::info!(table = %plan.source, split = unit, "unit already committed by another worker");
+                continue;
+            }
             Err(e) => {
                 // Stop handing out units: the table has failed.
-                progress.next_unit.store(usize::MAX / 2, Ordering::SeqCst);
+                progress.next.store(usize::MAX / 2, Ordering::SeqCst);
                 return Err(PipelineError::Unit {
                     table: plan.source.clone(),
                     split: unit,
@@ -176,14 +213,15 @@ async fn worker(
 async fn run_unit_with_retries(
     config: &Config,
     plan: &TablePlan,
+    checkpoints: &Checkpoints,
     unit: usize,
     client: &mut Option<Client>,
     progress: &Progress,
-) -> Result<UnitOutcome> {
+) -> Result<Option<UnitOutcome>> {
     let mut delay = Duration::from_millis(200);
     let mut attempt = 1;
     loop {
-        let result = run_unit(config, plan, unit, client).await;
+        let result = run_unit(config, plan, checkpoints, unit, client).await;
         match result {
             Err(e) if e.is_retriable() && attempt < config.run.unit_attempts => {
                 tracing::warn!(table = %plan.source, split = unit, attempt, error = %e, "unit failed, retrying");
@@ -199,12 +237,15 @@ async fn run_unit_with_retries(
     }
 }
 
+/// Runs one unit in one transaction with its checkpoint; `None` when another worker committed
+/// the unit first (nothing of this attempt stays).
 async fn run_unit(
     config: &Config,
     plan: &TablePlan,
+    checkpoints: &Checkpoints,
     unit: usize,
     client: &mut Option<Client>,
-) -> Result<UnitOutcome> {
+) -> Result<Option<UnitOutcome>> {
     if client.as_ref().is_none_or(Client::is_closed) {
         *client = Some(yugabyte::connect(&config.target).await?);
     }
@@ -215,11 +256,8 @@ async fn run_unit(
     };
     let tx = client.transaction().await.map_err(pg_err("BEGIN"))?;
     let batches = plan.plan.execute(unit, Arc::clone(&plan.task_ctx))?;
-    match yugabyte::write_unit(&tx, &plan.encoder, batches).await {
-        Ok(outcome) => {
-            tx.commit().await.map_err(pg_err("COMMIT"))?;
-            Ok(outcome)
-        }
+    let (tx, outcome) = match yugabyte::write_unit(&tx, &plan.encoder, batches).await {
+        Ok(outcome) => (tx, outcome),
         Err(e) if e.is_data_refusal() => {
             // Some rows are refused by the target: load the unit again, finding them.
             tracing::warn!(table = %plan.source, split = unit, error = %e, "the target refused rows; loading the unit again row range by row range");
@@ -227,9 +265,20 @@ async fn run_unit(
             let mut tx = client.transaction().await.map_err(pg_err("BEGIN"))?;
             let batches = plan.plan.execute(unit, Arc::clone(&plan.task_ctx))?;
             let outcome = yugabyte::write_unit_isolating(&mut tx, &plan.encoder, batches).await?;
-            tx.commit().await.map_err(pg_err("COMMIT"))?;
-            Ok(outcome)
+            (tx, outcome)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
+    };
+    let record = UnitRecord {
+        rows_read: outcome.rows_read,
+        rows_written: outcome.rows_written,
+        rows_rejected: outcome.rejects.len() as u64,
+        copy_bytes: outcome.bytes,
+    };
+    if !checkpoints.record(&tx, unit, &record).await? {
+        tx.rollback().await.map_err(pg_err("ROLLBACK"))?;
+        return Ok(None);
     }
+    tx.commit().await.map_err(pg_err("COMMIT"))?;
+    Ok(Some(outcome))
 }

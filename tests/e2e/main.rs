@@ -8,6 +8,7 @@ mod migrate;
 mod pushdown;
 mod query;
 mod refusals;
+mod resume;
 mod support;
 mod tls;
 mod torture;

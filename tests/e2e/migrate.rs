@@ -9,7 +9,7 @@ use ferry_benchmarks::datagen::{self, QuickstartRow, Shape};
 
 use crate::support::{self, ContentHash};
 
-const KEYSPACE: &str = "ferry_e2e";
+pub(crate) const KEYSPACE: &str = "ferry_e2e";
 
 type SourceRow = (
     i64,
@@ -38,7 +38,7 @@ fn canonical(
 }
 
 /// Hash of the Cassandra table, read through the driver's typed API.
-async fn source_hash(session: &Session, table: &str) -> ContentHash {
+pub(crate) async fn source_hash(session: &Session, table: &str) -> ContentHash {
     let mut hash = ContentHash::default();
     let mut rows = session
         .query_iter(
@@ -58,7 +58,7 @@ async fn source_hash(session: &Session, table: &str) -> ContentHash {
 }
 
 /// Hash of the PostgreSQL table, read through tokio-postgres' typed API.
-async fn target_hash(client: &tokio_postgres::Client, table: &str) -> ContentHash {
+pub(crate) async fn target_hash(client: &tokio_postgres::Client, table: &str) -> ContentHash {
     let mut hash = ContentHash::default();
     let rows = client
         .query(
@@ -82,7 +82,12 @@ async fn target_hash(client: &tokio_postgres::Client, table: &str) -> ContentHas
     hash
 }
 
-async fn seed_source(session: &std::sync::Arc<Session>, table: &str, rows: u64, seed: u64) {
+pub(crate) async fn seed_source(
+    session: &std::sync::Arc<Session>,
+    table: &str,
+    rows: u64,
+    seed: u64,
+) {
     support::keyspace(session, KEYSPACE).await;
     support::cql(session, &format!("DROP TABLE IF EXISTS {KEYSPACE}.{table}")).await;
     support::cql(
@@ -95,7 +100,7 @@ async fn seed_source(session: &std::sync::Arc<Session>, table: &str, rows: u64, 
         .expect("seed source table");
 }
 
-async fn create_target(client: &tokio_postgres::Client, table: &str, columns: &str) {
+pub(crate) async fn create_target(client: &tokio_postgres::Client, table: &str, columns: &str) {
     client
         .batch_execute(&format!(
             "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({columns})"

@@ -95,6 +95,27 @@ pub struct Split {
 }
 
 impl Split {
+    /// Splits of given token ranges (a resumed run's stored plan), each routed to the replicas
+    /// that own its first range in `ring` now.
+    pub fn routed(ranges: Vec<Vec<TokenRange>>, ring: &[RingRange]) -> Vec<Split> {
+        ranges
+            .into_iter()
+            .enumerate()
+            .map(|(index, ranges)| {
+                let replicas = ranges
+                    .first()
+                    .and_then(|r| ring.iter().find(|rr| rr.range.contains(r.end)))
+                    .map(|rr| rr.replicas.clone())
+                    .unwrap_or_default();
+                Split {
+                    index,
+                    ranges,
+                    replicas,
+                }
+            })
+            .collect()
+    }
+
     /// `n` splits of equal width covering the whole ring, with no replica information.
     pub fn even(n: usize) -> Vec<Split> {
         TokenRange::FULL
