@@ -100,11 +100,8 @@ impl TargetTable {
     }
 }
 
-/// Quotes a SQL identifier: `"name"`, with `"` doubled. Every identifier Ferry puts into SQL text
-/// goes through this.
-pub fn quote_ident(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
+/// Quotes a SQL identifier (one function for DDL generation and the sink, in `ferry-sql`).
+pub use ferry_sql::ddl::quote_ident;
 
 #[cfg(test)]
 mod tests {
