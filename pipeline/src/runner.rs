@@ -17,6 +17,7 @@ use crate::config::{Config, TableConfig};
 use crate::error::{PipelineError, Result};
 use crate::plan::{TablePlan, plan_table};
 use crate::report::{REJECT_SAMPLES, RejectRecord, Report, TableReport};
+use crate::schema::create_missing_table;
 
 /// Runs `migrate` for every table of `config`, in order, and reports.
 pub async fn migrate(config: &Config) -> Report {
@@ -57,6 +58,9 @@ async fn migrate_table(
     };
     let result = async {
         let client = yugabyte::connect(&config.target).await?;
+        if table.create_tables(&config.run) {
+            create_missing_table(config, table, session, &client).await?;
+        }
         let plan = Arc::new(plan_table(config, table, session, &client).await?);
         run_units(config, &plan, client, &mut report).await
     }

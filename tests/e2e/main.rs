@@ -7,5 +7,6 @@ mod config_errors;
 mod migrate;
 mod pushdown;
 mod query;
+mod schema;
 mod support;
 mod torture;
