@@ -127,11 +127,7 @@ pub fn primary_key(source: &SourceTable) -> PrimaryKey {
 }
 
 async fn target_exists(client: &Client, schema: &str, name: &str) -> Result<bool> {
-    match TargetTable::load(client, schema, name).await {
-        Ok(_) => Ok(true),
-        Err(ConnectorError::TargetTableNotFound(_)) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Ok(TargetTable::exists(client, schema, name).await?)
 }
 
 async fn execute(client: &Client, ddl: &TableDdl, schema: &str, name: &str) -> Result<()> {

@@ -147,11 +147,7 @@ impl TargetKeys {
             what: format!("introspection of the keys of {qualified}"),
             source,
         };
-        let exists = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified])
-            .await
-            .map_err(err)?;
-        if !exists.get::<_, bool>(0) {
+        if !TargetTable::exists(client, schema, name).await? {
             return Err(ConnectorError::TargetTableNotFound(qualified));
         }
         let primary_key = client
@@ -228,6 +224,19 @@ impl TargetKeys {
 }
 
 impl TargetTable {
+    /// Whether `schema.name` exists (a table with no columns counts, unlike for [`Self::load`]).
+    pub async fn exists(client: &Client, schema: &str, name: &str) -> Result<bool> {
+        let qualified = format!("{}.{}", quote_ident(schema), quote_ident(name));
+        let row = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified])
+            .await
+            .map_err(|source| ConnectorError::Postgres {
+                what: format!("lookup of {qualified}"),
+                source,
+            })?;
+        Ok(row.get(0))
+    }
+
     /// This table's primary key, secondary indexes and foreign keys.
     pub async fn load_keys(&self, client: &Client) -> Result<TargetKeys> {
         TargetKeys::load(client, &self.schema, &self.name).await
