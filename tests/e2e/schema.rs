@@ -474,3 +474,16 @@ async fn target_keys_and_server_are_introspected() {
     assert_eq!(server.version_num.to_string(), num);
     assert!(server.major() >= 11, "{server:?}");
 }
+
+/// A misspelt field is refused before anything is read or created.
+#[test]
+fn a_misspelt_create_tables_is_a_config_error() {
+    let dir = support::scratch_dir("schema_typo");
+    let config = support::write_config(
+        &dir,
+        "create_table = true",
+        &format!("[[table]]\nsource = \"{KEYSPACE}.readings\""),
+    );
+    let out = support::ferry(&["schema", "-c", config.to_str().expect("utf-8 path")]);
+    support::assert_clean_failure(&out, 2, &["create_table"]);
+}
