@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use ferry::pipeline::query::{self, OutputFormat, QuerySession};
 use ferry::pipeline::report::Status;
+use ferry::pipeline::schema::SchemaOutput;
 use ferry::pipeline::{Config, PipelineError, Report};
 use tracing_subscriber::EnvFilter;
 
@@ -34,6 +35,16 @@ enum Command {
         /// there stay: empty the tables first, or expect duplicates.
         #[arg(long)]
         fresh: bool,
+    },
+    /// Print the CREATE TABLE statement of every configured table's target, generated from the
+    /// Cassandra schema through the transform, in the target server's syntax.
+    Schema {
+        /// The config file (ferry.toml).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Also run each statement whose table does not exist yet.
+        #[arg(long)]
+        apply: bool,
     },
     /// Run SQL over the configured Cassandra tables (named `keyspace.table`) and print the result.
     Query {
@@ -86,7 +97,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A query's result is the output; the driver's connection chatter would only bury it.
     let default_level = match cli.command {
-        Command::Query { .. } => "warn",
+        Command::Query { .. } | Command::Schema { .. } => "warn",
         Command::Migrate { .. } => "info",
     };
     tracing_subscriber::fmt()
@@ -130,6 +141,25 @@ async fn run(cli: Cli) -> ExitCode {
             config.run.fresh = fresh;
             let result = ferry::pipeline::migrate(&config).await;
             finish(&result, report.as_deref())
+        }
+        Command::Schema { config, apply } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            match ferry::pipeline::schema::schema(&config, apply).await {
+                Ok(out) => {
+                    print_schema(&out);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
         }
         Command::Query {
             config,
@@ -197,6 +227,25 @@ async fn run_query(
     let df = session.sql(sql).await?;
     let stdout = std::io::stdout();
     query::write_result(df, format, max_rows, std::io::BufWriter::new(stdout.lock())).await
+}
+
+/// Prints each statement on stdout (`;`-terminated, a blank line between), and warnings and
+/// what `--apply` did on stderr.
+fn print_schema(out: &SchemaOutput) {
+    for (i, t) in out.tables.iter().enumerate() {
+        for warning in &t.ddl.warnings {
+            eprintln!("warning: {warning}");
+        }
+        if i > 0 {
+            println!();
+        }
+        println!("{};", t.ddl.sql);
+        match t.created {
+            Some(true) => eprintln!("created {}", t.target),
+            Some(false) => eprintln!("{} already exists; left as it is", t.target),
+            None => {}
+        }
+    }
 }
 
 /// Prints the summary, writes the report, and picks the exit code.

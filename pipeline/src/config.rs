@@ -56,6 +56,10 @@ pub struct RunConfig {
     /// target rows are left as they are.
     #[serde(skip)]
     pub fresh: bool,
+    /// Whether `migrate` creates a missing target table from the Cassandra schema and the
+    /// transform (the statement `ferry schema` prints) before planning it. Default false.
+    #[serde(default)]
+    pub create_tables: bool,
 }
 
 impl Default for RunConfig {
@@ -66,6 +70,7 @@ impl Default for RunConfig {
             unit_attempts: default_unit_attempts(),
             id: default_run_id(),
             fresh: false,
+            create_tables: false,
         }
     }
 }
@@ -105,6 +110,9 @@ pub struct TableConfig {
     /// Columns whose TTL to expose as `_ttl_<col>` (int, seconds; NULL when none); `["*"]` for all.
     #[serde(default)]
     pub ttl: Vec<String>,
+    /// Whether `migrate` creates this table when it is missing, overriding `run.create_tables`.
+    #[serde(default)]
+    pub create_tables: Option<bool>,
 }
 
 impl TableConfig {
@@ -113,6 +121,11 @@ impl TableConfig {
         self.source
             .split_once('.')
             .filter(|(k, t)| !k.is_empty() && !t.is_empty() && !t.contains('.'))
+    }
+
+    /// Whether `migrate` creates this table when it is missing.
+    pub fn create_tables(&self, run: &RunConfig) -> bool {
+        self.create_tables.unwrap_or(run.create_tables)
     }
 
     /// `(schema, table)` of the target.
@@ -275,6 +288,19 @@ mod tests {
         let text = MINIMAL.replace("[[table]]", "[run]\nconections = 3\n[[table]]");
         let err = Config::parse(&text, Path::new("f.toml"), &env).expect_err("typo");
         assert!(err.to_string().contains("conections"), "{err}");
+    }
+
+    #[test]
+    fn create_tables_defaults_off_and_a_table_overrides_run() {
+        let c = Config::parse(MINIMAL, Path::new("f.toml"), &env).expect("valid");
+        assert!(!c.tables[0].create_tables(&c.run));
+        let text = MINIMAL.replace(
+            "[[table]]",
+            "[run]\ncreate_tables = true\n[[table]]\ncreate_tables = false\nsource = \"ks.a\"\n[[table]]",
+        );
+        let c = Config::parse(&text, Path::new("f.toml"), &env).expect("valid");
+        assert!(!c.tables[0].create_tables(&c.run));
+        assert!(c.tables[1].create_tables(&c.run));
     }
 
     #[test]

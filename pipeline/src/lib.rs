@@ -3,7 +3,8 @@
 //! [`config`] reads `ferry.toml`; [`plan`] builds, per table, the DataFusion plan (Cassandra scan →
 //! transform SQL) and the COPY encoder for the target; [`runner`] hands the plan's partitions to
 //! workers that each own one target connection; [`report`] is the JSON every command writes;
-//! [`query`] runs ad-hoc SQL over the configured Cassandra keyspaces (`ferry query`).
+//! [`query`] runs ad-hoc SQL over the configured Cassandra keyspaces (`ferry query`); [`schema`]
+//! generates (and can run) the target tables' `CREATE TABLE` statements (`ferry schema`).
 //!
 //! It knows nothing about the terminal or argument parsing (that is the CLI), and nothing about
 //! wire formats (that is `ferry-connectors`).
@@ -15,6 +16,7 @@ pub mod plan;
 pub mod query;
 pub mod report;
 pub mod runner;
+pub mod schema;
 
 pub use config::Config;
 pub use error::{PipelineError, Result};

@@ -1,13 +1,16 @@
-//! Planning one table: Cassandra scan → transform SQL → physical plan, plus the COPY encoder for
-//! the target table. Everything that can be checked before data moves is checked here.
+//! Planning one table: Cassandra scan → transform SQL ([`plan_source`], which needs no target) →
+//! physical plan, plus the COPY encoder for the target table ([`plan_table`]). Everything that can
+//! be checked before data moves is checked here.
 
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
+use datafusion::dataframe::DataFrame;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use ferry_connectors::cassandra::{CassandraTable, ScanCounters, SourceTable, plan_splits};
+use ferry_connectors::cassandra::{CassandraTable, ScanCounters, SourceTable, Split, plan_splits};
 use ferry_connectors::yugabyte::{CopyEncoder, TargetTable};
 use ferry_sql::Transform;
 use ferry_sql::transform::SOURCE_TABLE;
@@ -57,6 +60,72 @@ pub fn session_context(splits: usize) -> SessionContext {
     ctx
 }
 
+/// The Cassandra side of a table and its transform, planned without looking at the target.
+#[derive(Debug)]
+pub struct SourcePlan {
+    /// The Cassandra schema, with the configured writetime/ttl columns.
+    pub source: SourceTable,
+    /// The transform over `source`; its schema is what the target receives.
+    pub frame: DataFrame,
+    /// The task context of the session the frame was planned in, to execute it.
+    pub task_ctx: Arc<TaskContext>,
+    /// The number of splits `source` is read in (0 when planned for its schema only).
+    pub splits: usize,
+    pub counters: Arc<ScanCounters>,
+}
+
+impl SourcePlan {
+    /// The transform's output schema.
+    pub fn output_schema(&self) -> SchemaRef {
+        Arc::new(self.frame.schema().as_arrow().clone())
+    }
+}
+
+/// Reads `table`'s Cassandra schema, with the writetime/ttl columns its config asks for.
+pub async fn load_source(table: &TableConfig, session: &Session) -> Result<SourceTable> {
+    let (keyspace, name) = table
+        .source_parts()
+        .expect("Config::validate checked `keyspace.table`");
+    Ok(SourceTable::load(session, keyspace, name)
+        .await?
+        .with_metadata_columns(&table.writetime, &table.ttl)?)
+}
+
+/// Plans `table`'s transform over `source` read in `splits`. With no splits the plan can be
+/// inspected (its schema) but reads nothing.
+pub async fn plan_source(
+    config: &Config,
+    table: &TableConfig,
+    session: &Arc<Session>,
+    source: SourceTable,
+    splits: Vec<Split>,
+) -> Result<SourcePlan> {
+    let k = splits.len();
+    let provider = CassandraTable::new(
+        Arc::clone(session),
+        source.clone(),
+        splits,
+        config.source.page_size,
+    )
+    .with_max_requests(config.source.max_concurrent_requests)
+    .with_filter_pushdown(config.source.filter_pushdown);
+    let counters = provider.counters();
+    let ctx = session_context(k);
+    ctx.register_table(SOURCE_TABLE, Arc::new(provider))?;
+    let transform = match &table.transform {
+        Some(path) => Transform::from_file(&config.resolve(path))?,
+        None => Transform::identity(),
+    };
+    let frame = transform.plan(&ctx).await?;
+    Ok(SourcePlan {
+        source,
+        frame,
+        task_ctx: ctx.task_ctx(),
+        splits: k,
+        counters,
+    })
+}
+
 /// Plans `table`: reads its Cassandra schema, applies the transform, checks the target.
 pub async fn plan_table(
     config: &Config,
@@ -65,38 +134,21 @@ pub async fn plan_table(
     client: &Client,
     checkpoints: &Checkpoints,
 ) -> Result<TablePlan> {
-    let (keyspace, name) = table
-        .source_parts()
-        .expect("Config::validate checked `keyspace.table`");
-    let source = SourceTable::load(session, keyspace, name)
-        .await?
-        .with_metadata_columns(&table.writetime, &table.ttl)?;
+    let source = load_source(table, session).await?;
     let local_dc = config.source.local_dc.as_deref();
     let count = table.splits.unwrap_or(config.run.splits);
-    let planned = plan_splits(session, keyspace, name, count, local_dc);
+    let (keyspace, name) = (source.keyspace.clone(), source.table.clone());
+    let planned = plan_splits(session, &keyspace, &name, count, local_dc);
     let splits = checkpoints
-        .splits(client, session, keyspace, name, local_dc, planned)
+        .splits(client, session, &keyspace, &name, local_dc, planned)
         .await?;
-    let k = splits.len();
-    let provider =
-        CassandraTable::new(Arc::clone(session), source, splits, config.source.page_size)
-            .with_max_requests(config.source.max_concurrent_requests)
-            .with_filter_pushdown(config.source.filter_pushdown);
-    let counters = provider.counters();
-    let ctx = session_context(k);
-    ctx.register_table(SOURCE_TABLE, Arc::new(provider))?;
-
-    let transform = match &table.transform {
-        Some(path) => Transform::from_file(&config.resolve(path))?,
-        None => Transform::identity(),
-    };
-    let df = transform.plan(&ctx).await?;
+    let planned = plan_source(config, table, session, source, splits).await?;
+    let k = planned.splits;
     let (target_schema, target_name) = table.target_parts(&config.target.schema);
     let target = TargetTable::load(client, target_schema, target_name).await?;
-    let output_schema = Arc::new(df.schema().as_arrow().clone());
-    let encoder = CopyEncoder::try_new(&output_schema, &target)?;
+    let encoder = CopyEncoder::try_new(&planned.output_schema(), &target)?;
 
-    let mut plan = df.create_physical_plan().await?;
+    let mut plan = planned.frame.create_physical_plan().await?;
     let split_aligned = plan.output_partitioning().partition_count() == k;
     if !split_aligned {
         tracing::warn!(
@@ -111,9 +163,9 @@ pub async fn plan_table(
         source: table.source.clone(),
         target,
         plan,
-        task_ctx: ctx.task_ctx(),
+        task_ctx: planned.task_ctx,
         encoder,
         split_aligned,
-        counters,
+        counters: planned.counters,
     })
 }

@@ -21,6 +21,7 @@ use crate::config::{Config, TableConfig};
 use crate::error::{PipelineError, Result};
 use crate::plan::{TablePlan, plan_table};
 use crate::report::{REJECT_SAMPLES, RejectRecord, Report, TableReport};
+use crate::schema::create_missing_table;
 
 /// Runs `migrate` for every table of `config`, in order, and reports.
 pub async fn migrate(config: &Config) -> Report {
@@ -67,6 +68,9 @@ async fn migrate_table(
     let checkpoints = Checkpoints::new(&config.run.id, schema, name);
     let result = async {
         let client = yugabyte::connect(&config.target).await?;
+        if table.create_tables(&config.run) {
+            create_missing_table(config, table, session, &client).await?;
+        }
         if config.run.fresh {
             checkpoints.forget(&client).await?;
         }

@@ -5,6 +5,7 @@
 //! It must not know about Cassandra sessions, PostgreSQL connections or the runner: connectors
 //! depend on this crate, never the other way round.
 
+pub mod ddl;
 pub mod error;
 pub mod transform;
 pub mod types;

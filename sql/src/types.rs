@@ -255,7 +255,10 @@ impl CqlType {
                 CqlType::Native(_) => format!("{}[]", el.ysql_type()),
                 _ => "jsonb".to_string(),
             },
-            CqlType::Vector(el, _) => format!("{}[]", el.ysql_type()),
+            CqlType::Vector(el, _) => match el.unfrozen() {
+                CqlType::Native(_) => format!("{}[]", el.ysql_type()),
+                _ => "jsonb".to_string(),
+            },
             CqlType::Map(..) | CqlType::Tuple(_) | CqlType::Udt { .. } => "jsonb".to_string(),
             CqlType::Frozen(_) => unreachable!("unfrozen() removed every Frozen"),
         }
@@ -493,6 +496,12 @@ mod tests {
         assert_eq!(fields.len(), 2);
         assert_eq!(fields[1].data_type(), &DataType::Int32);
         assert_eq!(t.ysql_type(), "jsonb");
+    }
+
+    #[test]
+    fn only_vectors_of_scalars_are_arrays() {
+        assert_eq!(parse("vector<float, 3>").ysql_type(), "real[]");
+        assert_eq!(parse("vector<frozen<list<int>>, 2>").ysql_type(), "jsonb");
     }
 
     #[test]

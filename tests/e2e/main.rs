@@ -9,6 +9,7 @@ mod pushdown;
 mod query;
 mod refusals;
 mod resume;
+mod schema;
 mod support;
 mod tls;
 mod torture;

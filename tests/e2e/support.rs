@@ -191,14 +191,21 @@ pub fn ferry(args: &[&str]) -> Output {
 /// Runs `ferry migrate` on `config` with a report next to it, asserts it succeeded, and returns
 /// the report.
 pub fn migrate_ok(config: &Path) -> serde_json::Value {
+    migrate_ok_with(config, &[])
+}
+
+/// [`migrate_ok`] with more arguments, e.g. `--fresh`.
+pub fn migrate_ok_with(config: &Path, args: &[&str]) -> serde_json::Value {
     let report = config.with_file_name("report.json");
-    let out = ferry(&[
+    let mut all = vec![
         "migrate",
         "--config",
         config.to_str().expect("utf-8 path"),
         "--report",
         report.to_str().expect("utf-8 path"),
-    ]);
+    ];
+    all.extend_from_slice(args);
+    let out = ferry(&all);
     assert!(
         out.status.success(),
         "ferry migrate failed:\n{}",

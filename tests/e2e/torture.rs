@@ -27,7 +27,7 @@ const KEYSPACE: &str = "ferry_torture";
 const TABLE: &str = "everything";
 
 /// Every CQL type except `counter` (which cannot share a table with other regular columns).
-const CREATE_TABLE: &str = "CREATE TABLE ferry_torture.everything (
+const COLUMNS: &str = "
     pk int, ck int,
     c_static text STATIC,
     c_ascii ascii, c_text text, c_varchar varchar,
@@ -43,7 +43,7 @@ const CREATE_TABLE: &str = "CREATE TABLE ferry_torture.everything (
     c_vec_date vector<date, 2>, c_vec_time vector<time, 2>, c_vec_boolean vector<boolean, 2>,
     c_vec_bigint vector<bigint, 2>, c_vec_uuid vector<uuid, 2>, c_vec_varint vector<varint, 2>,
     c_vec_list vector<frozen<list<int>>, 2>,
-    PRIMARY KEY (pk, ck))";
+    PRIMARY KEY (pk, ck)";
 
 /// Columns written as Cassandra "empty" values (`blobAsX(0x)`) in row (3, 0).
 const EMPTY_COLUMNS: &[(&str, &str)] = &[
@@ -130,18 +130,27 @@ const NESTED_EMPTIES: &[&str] = &[
 /// Rows that exercise splits: many partitions spread over the ring.
 const SPREAD_PARTITIONS: i32 = 200;
 
-async fn seed(session: &scylla::client::session::Session) {
-    support::keyspace(session, KEYSPACE).await;
-    support::cql(session, &format!("DROP TABLE IF EXISTS {KEYSPACE}.{TABLE}")).await;
-    support::cql(session, &format!("DROP TYPE IF EXISTS {KEYSPACE}.address")).await;
+/// Creates and fills the torture table as `keyspace.table` (its UDT `address` in `keyspace`).
+pub(crate) async fn seed_into(
+    session: &scylla::client::session::Session,
+    keyspace: &str,
+    table: &str,
+) {
+    support::keyspace(session, keyspace).await;
+    support::cql(session, &format!("DROP TABLE IF EXISTS {keyspace}.{table}")).await;
+    support::cql(session, &format!("DROP TYPE IF EXISTS {keyspace}.address")).await;
     support::cql(
         session,
-        &format!("CREATE TYPE {KEYSPACE}.address (street text, zip int, tags frozen<set<text>>)"),
+        &format!("CREATE TYPE {keyspace}.address (street text, zip int, tags frozen<set<text>>)"),
     )
     .await;
-    support::cql(session, CREATE_TABLE).await;
+    support::cql(
+        session,
+        &format!("CREATE TABLE {keyspace}.{table} ({COLUMNS})"),
+    )
+    .await;
     for row in ROWS {
-        support::cql(session, &format!("INSERT INTO {KEYSPACE}.{TABLE} {row}")).await;
+        support::cql(session, &format!("INSERT INTO {keyspace}.{table} {row}")).await;
     }
 
     // Cassandra "empty" values: zero-length cells of types that are not text or blob.
@@ -152,7 +161,7 @@ async fn seed(session: &scylla::client::session::Session) {
     support::cql(
         session,
         &format!(
-            "INSERT INTO {KEYSPACE}.{TABLE} (pk, ck, c_static, {}) VALUES (3, 0, 'static three', {})",
+            "INSERT INTO {keyspace}.{table} (pk, ck, c_static, {}) VALUES (3, 0, 'static three', {})",
             columns.join(", "),
             values.join(", ")
         ),
@@ -162,7 +171,7 @@ async fn seed(session: &scylla::client::session::Session) {
     for row in NESTED_EMPTIES {
         support::cql(
             session,
-            &format!("INSERT INTO {KEYSPACE}.{TABLE} (pk, ck, {row}"),
+            &format!("INSERT INTO {keyspace}.{table} (pk, ck, {row}"),
         )
         .await;
     }
@@ -172,7 +181,7 @@ async fn seed(session: &scylla::client::session::Session) {
     let big_blob: Vec<u8> = (0..2 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
     session
         .query_unpaged(
-            format!("INSERT INTO {KEYSPACE}.{TABLE} (pk, ck, c_text, c_blob) VALUES (2, 0, ?, ?)"),
+            format!("INSERT INTO {keyspace}.{table} (pk, ck, c_text, c_blob) VALUES (2, 0, ?, ?)"),
             (big_text, big_blob),
         )
         .await
@@ -183,7 +192,7 @@ async fn seed(session: &scylla::client::session::Session) {
         support::cql(
             session,
             &format!(
-                "INSERT INTO {KEYSPACE}.{TABLE} (pk, ck, c_static, c_int, c_list) \
+                "INSERT INTO {keyspace}.{table} (pk, ck, c_static, c_int, c_list) \
                  VALUES (4, {ck}, 'shared', {ck}, [{ck}, {ck}])"
             ),
         )
@@ -193,7 +202,7 @@ async fn seed(session: &scylla::client::session::Session) {
         support::cql(
             session,
             &format!(
-                "INSERT INTO {KEYSPACE}.{TABLE} (pk, ck, c_text, c_bigint, c_map, c_vector) \
+                "INSERT INTO {keyspace}.{table} (pk, ck, c_text, c_bigint, c_map, c_vector) \
                  VALUES ({pk}, 0, 'row {pk}', {}, {{'k{pk}': {pk}}}, [{pk}, 0.5, -{pk}])",
                 i64::from(pk) * 1_000_000_007
             ),
@@ -202,11 +211,15 @@ async fn seed(session: &scylla::client::session::Session) {
     }
 }
 
+/// The rows [`seed_into`] writes.
+pub(crate) const SEEDED_ROWS: usize =
+    ROWS.len() + 2 + NESTED_EMPTIES.len() + 20 + SPREAD_PARTITIONS as usize;
+
 #[tokio::test]
 async fn every_cql_type_decodes_like_the_driver() {
     let session = support::cassandra().await;
-    seed(&session).await;
-    let expected_rows = ROWS.len() + 2 + NESTED_EMPTIES.len() + 20 + SPREAD_PARTITIONS as usize;
+    seed_into(&session, KEYSPACE, TABLE).await;
+    let expected_rows = SEEDED_ROWS;
     let scan = compare_with_driver(&session, TABLE, expected_rows).await;
     assert_eq!(
         scan.empty_cells,

@@ -13,4 +13,6 @@ pub mod types;
 pub use config::YugabyteConfig;
 pub use encoder::{CopyEncoder, EncodedBatch, Reject};
 pub use sink::{UnitOutcome, connect, write_unit, write_unit_isolating};
-pub use types::{TargetColumn, TargetTable, quote_ident};
+pub use types::{
+    ServerInfo, TargetColumn, TargetForeignKey, TargetIndex, TargetKeys, TargetTable, quote_ident,
+};

@@ -1,6 +1,8 @@
-//! Target introspection: what the target table's columns are, from `pg_attribute` and `pg_type`.
+//! Target introspection: what the target table's columns are, from `pg_attribute` and `pg_type`,
+//! its keys and indexes, and which server it lives on.
 //! The encoder writes into these types, not into types guessed from Arrow.
 
+use ferry_sql::ddl::Dialect;
 use tokio_postgres::Client;
 
 use crate::error::{ConnectorError, Result};
@@ -100,11 +102,203 @@ impl TargetTable {
     }
 }
 
-/// Quotes a SQL identifier: `"name"`, with `"` doubled. Every identifier Ferry puts into SQL text
-/// goes through this.
-pub fn quote_ident(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
+/// The target table's primary key, secondary indexes and foreign keys (fast mode is refused on a
+/// table with secondary indexes or foreign keys). Loaded apart from [`TargetTable`], which the
+/// encoder needs and builds in tests, so adding these did not change its fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetKeys {
+    /// Primary key columns in key order; empty when the table has none.
+    pub primary_key: Vec<String>,
+    /// Every index other than the primary key's, unique ones included, by name.
+    pub indexes: Vec<TargetIndex>,
+    /// Foreign keys of this table (rows written here are checked against another table).
+    pub foreign_keys: Vec<TargetForeignKey>,
+    /// Foreign keys of other tables that reference this one.
+    pub referenced_by: Vec<TargetForeignKey>,
 }
+
+/// A secondary index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetIndex {
+    pub name: String,
+    pub unique: bool,
+    /// `pg_get_indexdef`, e.g. `CREATE INDEX i ON public.t USING btree (a)`.
+    pub definition: String,
+}
+
+/// A foreign key constraint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetForeignKey {
+    pub name: String,
+    /// The referencing table (for [`TargetKeys::foreign_keys`], this one), as `regclass` prints it.
+    pub table: String,
+    /// The referenced table, as `regclass` prints it.
+    pub references: String,
+    /// `pg_get_constraintdef`, e.g. `FOREIGN KEY (a) REFERENCES u(id)`.
+    pub definition: String,
+}
+
+impl TargetKeys {
+    /// Reads the keys and indexes of `schema.name`; [`ConnectorError::TargetTableNotFound`] when
+    /// it does not exist.
+    pub async fn load(client: &Client, schema: &str, name: &str) -> Result<Self> {
+        let qualified = format!("{}.{}", quote_ident(schema), quote_ident(name));
+        let err = |source| ConnectorError::Postgres {
+            what: format!("introspection of the keys of {qualified}"),
+            source,
+        };
+        if !TargetTable::exists(client, schema, name).await? {
+            return Err(ConnectorError::TargetTableNotFound(qualified));
+        }
+        let primary_key = client
+            .query(
+                "SELECT a.attname::text FROM pg_index i \
+                 CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                 WHERE i.indrelid = to_regclass($1) AND i.indisprimary \
+                 ORDER BY k.ord",
+                &[&qualified],
+            )
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let indexes = client
+            .query(
+                "SELECT c.relname::text, i.indisunique, pg_get_indexdef(i.indexrelid) \
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE i.indrelid = to_regclass($1) AND NOT i.indisprimary \
+                 ORDER BY c.relname",
+                &[&qualified],
+            )
+            .await
+            .map_err(err)?
+            .iter()
+            .map(|r| TargetIndex {
+                name: r.get(0),
+                unique: r.get(1),
+                definition: r.get(2),
+            })
+            .collect();
+        let foreign_keys = |side: &'static str| {
+            let sql = format!(
+                "SELECT c.conname::text, c.conrelid::regclass::text, c.confrelid::regclass::text, \
+                        pg_get_constraintdef(c.oid) \
+                 FROM pg_constraint c \
+                 WHERE c.{side} = to_regclass($1) AND c.contype = 'f' \
+                 ORDER BY c.conname"
+            );
+            let qualified = &qualified;
+            async move {
+                let rows = client.query(&sql, &[qualified]).await.map_err(err)?;
+                Ok::<_, ConnectorError>(
+                    rows.iter()
+                        .map(|r| TargetForeignKey {
+                            name: r.get(0),
+                            table: r.get(1),
+                            references: r.get(2),
+                            definition: r.get(3),
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            }
+        };
+        Ok(Self {
+            primary_key,
+            indexes,
+            foreign_keys: foreign_keys("conrelid").await?,
+            referenced_by: foreign_keys("confrelid").await?,
+        })
+    }
+
+    /// Whether the table has an index besides its primary key.
+    pub fn has_secondary_indexes(&self) -> bool {
+        !self.indexes.is_empty()
+    }
+
+    /// Whether rows written to the table are checked against another table.
+    pub fn has_foreign_keys(&self) -> bool {
+        !self.foreign_keys.is_empty()
+    }
+}
+
+impl TargetTable {
+    /// Whether `schema.name` exists (a table with no columns counts, unlike for [`Self::load`]).
+    pub async fn exists(client: &Client, schema: &str, name: &str) -> Result<bool> {
+        let qualified = format!("{}.{}", quote_ident(schema), quote_ident(name));
+        let row = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified])
+            .await
+            .map_err(|source| ConnectorError::Postgres {
+                what: format!("lookup of {qualified}"),
+                source,
+            })?;
+        Ok(row.get(0))
+    }
+
+    /// This table's primary key, secondary indexes and foreign keys.
+    pub async fn load_keys(&self, client: &Client) -> Result<TargetKeys> {
+        TargetKeys::load(client, &self.schema, &self.name).await
+    }
+}
+
+/// Which server the target is: YugabyteDB (YSQL) or plain PostgreSQL, and its PostgreSQL version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// `SELECT version()`, e.g. `PostgreSQL 11.2-YB-2.20.1.0-b0 on x86_64-pc-linux-gnu, …`.
+    pub version: String,
+    /// `server_version_num`, e.g. 110002 or 150012.
+    pub version_num: u32,
+    /// Whether the server is YugabyteDB (its version string has `-YB-`).
+    pub yugabyte: bool,
+}
+
+impl ServerInfo {
+    /// Asks the server.
+    pub async fn load(client: &Client) -> Result<Self> {
+        let row = client
+            .query_one(
+                "SELECT version(), current_setting('server_version_num')",
+                &[],
+            )
+            .await
+            .map_err(|source| ConnectorError::Postgres {
+                what: "server detection".into(),
+                source,
+            })?;
+        Ok(Self::from_version(
+            row.get(0),
+            row.get::<_, String>(1).trim(),
+        ))
+    }
+
+    /// From `version()` and `server_version_num`; an unparsable number reads as 0.
+    pub fn from_version(version: String, version_num: &str) -> Self {
+        Self {
+            yugabyte: version.contains("-YB-"),
+            version_num: version_num.parse().unwrap_or(0),
+            version,
+        }
+    }
+
+    /// The PostgreSQL major version, e.g. 11 or 15.
+    pub fn major(&self) -> u32 {
+        self.version_num / 10_000
+    }
+
+    /// The `CREATE TABLE` syntax this server takes.
+    pub fn ddl_dialect(&self) -> Dialect {
+        if self.yugabyte {
+            Dialect::YugabyteDb
+        } else {
+            Dialect::PostgreSql
+        }
+    }
+}
+
+/// Quotes a SQL identifier (one function for DDL generation and the sink, in `ferry-sql`).
+pub use ferry_sql::ddl::quote_ident;
 
 #[cfg(test)]
 mod tests {
@@ -118,5 +312,19 @@ mod tests {
             quote_ident("Robert'); DROP TABLE x;--"),
             "\"Robert'); DROP TABLE x;--\""
         );
+    }
+
+    #[test]
+    fn yugabyte_is_told_apart_by_its_version_string() {
+        let yb = ServerInfo::from_version(
+            "PostgreSQL 11.2-YB-2.20.1.0-b0 on x86_64-pc-linux-gnu".into(),
+            "110002",
+        );
+        assert!(yb.yugabyte);
+        assert_eq!((yb.major(), yb.ddl_dialect()), (11, Dialect::YugabyteDb));
+        let pg =
+            ServerInfo::from_version("PostgreSQL 15.12 (Debian 15.12-0+deb12u2)".into(), "150012");
+        assert!(!pg.yugabyte);
+        assert_eq!((pg.major(), pg.ddl_dialect()), (15, Dialect::PostgreSql));
     }
 }
