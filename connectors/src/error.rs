@@ -89,6 +89,10 @@ pub enum ConnectorError {
         source: tokio_postgres::Error,
     },
 
+    /// Fast mode was asked for where it cannot keep its promise.
+    #[error("fast mode refused for {table}: {reason}; use mode = \"transactional\" for this table")]
+    FastModeRefused { table: String, reason: String },
+
     /// The target table does not exist.
     #[error("target table {0} does not exist (create it, or generate it with `ferry schema`)")]
     TargetTableNotFound(String),

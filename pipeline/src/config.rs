@@ -56,6 +56,11 @@ pub struct RunConfig {
     /// target rows are left as they are.
     #[serde(skip)]
     pub fresh: bool,
+    /// How units are written: `"transactional"` (default; each unit one transaction with its
+    /// checkpoint) or `"fast"` (YugabyteDB only: non-transactional upserts, idempotent by primary
+    /// key; refused for tables with secondary indexes or foreign keys).
+    #[serde(default)]
+    pub mode: WriteMode,
     /// Whether `migrate` creates a missing target table from the Cassandra schema and the
     /// transform (the statement `ferry schema` prints) before planning it. Default false.
     #[serde(default)]
@@ -71,6 +76,7 @@ impl Default for RunConfig {
             id: default_run_id(),
             fresh: false,
             create_tables: false,
+            mode: WriteMode::default(),
         }
     }
 }
@@ -113,6 +119,21 @@ pub struct TableConfig {
     /// Whether `migrate` creates this table when it is missing, overriding `run.create_tables`.
     #[serde(default)]
     pub create_tables: Option<bool>,
+    /// How this table's units are written, overriding `run.mode`.
+    #[serde(default)]
+    pub mode: Option<WriteMode>,
+}
+
+/// How work units are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMode {
+    /// `BEGIN; COPY; checkpoint; COMMIT` per unit: exactly once on any target.
+    #[default]
+    Transactional,
+    /// YugabyteDB's `yb_disable_transactional_writes` + `yb_enable_upsert_mode`: rows are
+    /// upserted without a distributed transaction, so a unit loaded again overwrites itself.
+    Fast,
 }
 
 impl TableConfig {
@@ -121,6 +142,11 @@ impl TableConfig {
         self.source
             .split_once('.')
             .filter(|(k, t)| !k.is_empty() && !t.is_empty() && !t.contains('.'))
+    }
+
+    /// How this table's units are written.
+    pub fn mode(&self, run: &RunConfig) -> WriteMode {
+        self.mode.unwrap_or(run.mode)
     }
 
     /// Whether `migrate` creates this table when it is missing.

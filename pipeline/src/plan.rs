@@ -11,14 +11,14 @@ use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use ferry_connectors::cassandra::{CassandraTable, ScanCounters, SourceTable, Split, plan_splits};
-use ferry_connectors::yugabyte::{CopyEncoder, TargetTable};
+use ferry_connectors::yugabyte::{self, CopyEncoder, TargetTable};
 use ferry_sql::Transform;
 use ferry_sql::transform::SOURCE_TABLE;
 use scylla::client::session::Session;
 use tokio_postgres::Client;
 
 use crate::checkpoint::Checkpoints;
-use crate::config::{Config, TableConfig};
+use crate::config::{Config, TableConfig, WriteMode};
 use crate::error::Result;
 
 /// A table, ready to run: partition k of `plan` is work unit k.
@@ -34,6 +34,7 @@ pub struct TablePlan {
     /// aggregation: then the whole table is one unit).
     pub split_aligned: bool,
     pub counters: Arc<ScanCounters>,
+    pub mode: WriteMode,
 }
 
 impl TablePlan {
@@ -146,6 +147,10 @@ pub async fn plan_table(
     let k = planned.splits;
     let (target_schema, target_name) = table.target_parts(&config.target.schema);
     let target = TargetTable::load(client, target_schema, target_name).await?;
+    let mode = table.mode(&config.run);
+    if mode == WriteMode::Fast {
+        yugabyte::check_fast_mode(client, &target).await?;
+    }
     let encoder = CopyEncoder::try_new(&planned.output_schema(), &target)?;
 
     let mut plan = planned.frame.create_physical_plan().await?;
@@ -167,5 +172,6 @@ pub async fn plan_table(
         encoder,
         split_aligned,
         counters: planned.counters,
+        mode,
     })
 }

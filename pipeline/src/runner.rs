@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
 use crate::checkpoint::{self, Checkpoints, UnitRecord};
-use crate::config::{Config, TableConfig};
+use crate::config::{Config, TableConfig, WriteMode};
 use crate::error::{PipelineError, Result};
 use crate::plan::{TablePlan, plan_table};
 use crate::report::{REJECT_SAMPLES, RejectRecord, Report, TableReport};
@@ -258,6 +258,9 @@ async fn run_unit(
         let what = format!("{what} of unit {unit}");
         move |source| ferry_connectors::ConnectorError::Postgres { what, source }
     };
+    if plan.mode == WriteMode::Fast {
+        return run_unit_fast(plan, checkpoints, unit, client).await;
+    }
     let tx = client.transaction().await.map_err(pg_err("BEGIN"))?;
     let batches = plan.plan.execute(unit, Arc::clone(&plan.task_ctx))?;
     let (tx, outcome) = match yugabyte::write_unit(&tx, &plan.encoder, batches).await {
@@ -284,5 +287,35 @@ async fn run_unit(
         return Ok(None);
     }
     tx.commit().await.map_err(pg_err("COMMIT"))?;
+    Ok(Some(outcome))
+}
+
+/// Fast mode: the COPY runs outside a transaction as YugabyteDB upserts, then the checkpoint is
+/// recorded. A crash in between loads the unit again, which overwrites the same rows by key.
+async fn run_unit_fast(
+    plan: &TablePlan,
+    checkpoints: &Checkpoints,
+    unit: usize,
+    client: &mut Client,
+) -> Result<Option<UnitOutcome>> {
+    let pg_err = |what: &str| {
+        let what = format!("{what} of unit {unit}");
+        move |source| ferry_connectors::ConnectorError::Postgres { what, source }
+    };
+    client
+        .batch_execute(yugabyte::FAST_MODE_SETTINGS)
+        .await
+        .map_err(pg_err("fast mode settings"))?;
+    let batches = plan.plan.execute(unit, Arc::clone(&plan.task_ctx))?;
+    let outcome = yugabyte::write_unit(&*client, &plan.encoder, batches).await?;
+    let record = UnitRecord {
+        rows_read: outcome.rows_read,
+        rows_written: outcome.rows_written,
+        rows_rejected: outcome.rejects.len() as u64,
+        copy_bytes: outcome.bytes,
+    };
+    if !checkpoints.record(&*client, unit, &record).await? {
+        tracing::info!(table = %plan.source, split = unit, "unit was already recorded; its rows were upserted again");
+    }
     Ok(Some(outcome))
 }

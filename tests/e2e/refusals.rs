@@ -121,3 +121,42 @@ async fn refused_rows_become_rejects_with_the_servers_message() {
         .get(0);
     assert_eq!(n as u64, loaded);
 }
+
+#[tokio::test]
+async fn fast_mode_is_refused_on_postgresql_with_the_reason() {
+    let session = support::cassandra().await;
+    let client = support::postgres().await;
+    crate::migrate::seed_source(&session, "fastmode", 10, 3).await;
+    crate::migrate::create_target(
+        &client,
+        "refusal_fastmode",
+        "account_id bigint, event_id uuid, kind text, amount double precision, ok boolean, \
+         seq integer, at timestamptz, PRIMARY KEY (account_id, event_id)",
+    )
+    .await;
+    let dir = support::scratch_dir("refusals_fast_mode");
+    let config = support::write_config(
+        &dir,
+        "splits = 2",
+        &format!(
+            "[[table]]\nsource = \"{}.fastmode\"\ntarget = \"refusal_fastmode\"\nmode = \"fast\"",
+            crate::migrate::KEYSPACE
+        ),
+    );
+    let out = support::ferry(&["migrate", "--config", config.to_str().expect("utf-8 path")]);
+    support::assert_clean_failure(
+        &out,
+        1,
+        &[
+            "fast mode refused for \"public\".\"refusal_fastmode\"",
+            "not YugabyteDB",
+            "mode = \"transactional\"",
+        ],
+    );
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM refusal_fastmode", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0, "nothing is written when fast mode is refused");
+}

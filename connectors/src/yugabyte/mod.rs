@@ -12,7 +12,10 @@ pub mod types;
 
 pub use config::YugabyteConfig;
 pub use encoder::{CopyEncoder, EncodedBatch, Reject};
-pub use sink::{UnitOutcome, connect, write_unit, write_unit_isolating};
+pub use sink::{
+    CopyIn, FAST_MODE_SETTINGS, UnitOutcome, check_fast_mode, connect, write_unit,
+    write_unit_isolating,
+};
 pub use types::{
     ServerInfo, TargetColumn, TargetForeignKey, TargetIndex, TargetKeys, TargetTable, quote_ident,
 };

@@ -14,10 +14,11 @@ use std::pin::pin;
 use bytes::Bytes;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{SinkExt, StreamExt, TryStreamExt};
-use tokio_postgres::{Client, NoTls, Transaction};
+use tokio_postgres::{Client, CopyInSink, NoTls, Transaction};
 
 use super::config::YugabyteConfig;
 use super::encoder::{COPY_HEADER, COPY_TRAILER, CopyEncoder, Reject};
+use super::types::{ServerInfo, TargetTable};
 use crate::error::{ConnectorError, Result};
 
 /// Batches encoded ahead of the one being sent.
@@ -54,14 +55,42 @@ pub struct UnitOutcome {
     pub bytes: u64,
 }
 
-/// Runs one `COPY … FROM STDIN (FORMAT binary)` of every batch of `batches` inside `tx`.
+/// Something a COPY can run on: a connection (autocommit, fast mode) or a transaction.
+pub trait CopyIn: Sync {
+    fn copy_in_bytes(
+        &self,
+        sql: &str,
+    ) -> impl Future<Output = std::result::Result<CopyInSink<Bytes>, tokio_postgres::Error>> + Send;
+}
+
+impl CopyIn for Transaction<'_> {
+    fn copy_in_bytes(
+        &self,
+        sql: &str,
+    ) -> impl Future<Output = std::result::Result<CopyInSink<Bytes>, tokio_postgres::Error>> + Send
+    {
+        self.copy_in(sql)
+    }
+}
+
+impl CopyIn for Client {
+    fn copy_in_bytes(
+        &self,
+        sql: &str,
+    ) -> impl Future<Output = std::result::Result<CopyInSink<Bytes>, tokio_postgres::Error>> + Send
+    {
+        self.copy_in(sql)
+    }
+}
+
+/// Runs one `COPY … FROM STDIN (FORMAT binary)` of every batch of `batches` on `tx`.
 pub async fn write_unit(
-    tx: &Transaction<'_>,
+    tx: &impl CopyIn,
     encoder: &CopyEncoder,
     batches: SendableRecordBatchStream,
 ) -> Result<UnitOutcome> {
     let sink = tx
-        .copy_in::<_, Bytes>(encoder.copy_sql())
+        .copy_in_bytes(encoder.copy_sql())
         .await
         .map_err(|source| ConnectorError::Postgres {
             what: format!("COPY into {}", encoder.table()),
@@ -236,4 +265,55 @@ fn server_reject(row: usize, error: &ConnectorError) -> Reject {
         column,
         reason,
     }
+}
+
+/// Session settings of fast mode: YugabyteDB writes each row on its own (no distributed
+/// transaction) and as an upsert, so loading a unit again is idempotent by primary key.
+pub const FAST_MODE_SETTINGS: &str =
+    "SET yb_disable_transactional_writes = on; SET yb_enable_upsert_mode = on";
+
+/// Checks that fast mode keeps its promise for `target`: YugabyteDB (plain PostgreSQL has no
+/// such settings), a primary key (upserts are idempotent by it), and no secondary index or
+/// foreign key (non-transactional writes would leave them inconsistent).
+pub async fn check_fast_mode(client: &Client, target: &TargetTable) -> Result<()> {
+    let refuse = |reason: String| ConnectorError::FastModeRefused {
+        table: target.qualified(),
+        reason,
+    };
+    let server = ServerInfo::load(client).await?;
+    if !server.yugabyte {
+        return Err(refuse(format!(
+            "the target is PostgreSQL {}, not YugabyteDB (fast mode relies on \
+             yb_disable_transactional_writes and yb_enable_upsert_mode)",
+            server.major()
+        )));
+    }
+    let keys = target.load_keys(client).await?;
+    if keys.primary_key.is_empty() {
+        return Err(refuse(
+            "the table has no primary key, so loading a unit again would duplicate its rows"
+                .to_string(),
+        ));
+    }
+    if keys.has_secondary_indexes() {
+        let names: Vec<&str> = keys.indexes.iter().map(|i| i.name.as_str()).collect();
+        return Err(refuse(format!(
+            "the table has secondary indexes ({}), which non-transactional writes would leave \
+             out of step",
+            names.join(", ")
+        )));
+    }
+    if keys.has_foreign_keys() || !keys.referenced_by.is_empty() {
+        let names: Vec<&str> = keys
+            .foreign_keys
+            .iter()
+            .chain(&keys.referenced_by)
+            .map(|f| f.name.as_str())
+            .collect();
+        return Err(refuse(format!(
+            "the table has foreign keys ({}), which non-transactional writes do not check",
+            names.join(", ")
+        )));
+    }
+    Ok(())
 }
