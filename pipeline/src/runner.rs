@@ -2,16 +2,16 @@
 //!
 //! A worker takes unit k, executes partition k of the table's plan and streams it through the
 //! COPY encoder inside one transaction. A unit that fails with a retriable error is rolled back
-//! and retried on a fresh connection; any other failure stops the table.
+//! and retried on a fresh connection, which the run's [`Placement`] puts on a server that is
+//! up; any other failure stops the table.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_connectors::cassandra;
-use ferry_connectors::yugabyte::{self, UnitOutcome};
+use ferry_connectors::yugabyte::{self, PlacedClient, PlacedConnection, Placement, UnitOutcome};
 use tokio::sync::Mutex;
-use tokio_postgres::Client;
 
 use crate::config::{Config, TableConfig};
 use crate::error::{PipelineError, Result};
@@ -24,11 +24,19 @@ pub async fn migrate(config: &Config) -> Report {
     let config = Arc::new(config.clone());
     let mut tables = Vec::new();
     let mut error = None;
-    match cassandra::connect(&config.source).await {
-        Err(e) => error = Some(e.to_string()),
-        Ok(session) => {
+    // One placement for the whole run: connections are counted across its tables.
+    let connected = match Placement::new(&config.target) {
+        Ok(placement) => cassandra::connect(&config.source)
+            .await
+            .map(|session| (session, placement))
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match connected {
+        Err(e) => error = Some(e),
+        Ok((session, placement)) => {
             for table in &config.tables {
-                let report = migrate_table(&config, table, &session).await;
+                let report = migrate_table(&config, table, &session, &placement).await;
                 let failed = report.error.is_some();
                 tables.push(report);
                 if failed {
@@ -47,6 +55,7 @@ async fn migrate_table(
     config: &Arc<Config>,
     table: &TableConfig,
     session: &Arc<scylla::client::session::Session>,
+    placement: &Arc<Placement>,
 ) -> TableReport {
     let started = Instant::now();
     let (schema, name) = table.target_parts(&config.target.schema);
@@ -56,9 +65,9 @@ async fn migrate_table(
         ..Default::default()
     };
     let result = async {
-        let client = yugabyte::connect(&config.target).await?;
+        let client = placement.connect().await?;
         let plan = Arc::new(plan_table(config, table, session, &client).await?);
-        run_units(config, &plan, client, &mut report).await
+        run_units(config, &plan, placement, client, &mut report).await
     }
     .await;
     if let Err(e) = result {
@@ -81,7 +90,8 @@ struct Progress {
 async fn run_units(
     config: &Arc<Config>,
     plan: &Arc<TablePlan>,
-    first_client: Client,
+    placement: &Arc<Placement>,
+    first_client: PlacedClient,
     report: &mut TableReport,
 ) -> Result<()> {
     let units = plan.units();
@@ -105,7 +115,7 @@ async fn run_units(
         .map(|_| {
             let (config, plan, progress) =
                 (Arc::clone(config), Arc::clone(plan), Arc::clone(&progress));
-            let client = first_client.take();
+            let client = PlacedConnection::new(Arc::clone(placement), first_client.take());
             tokio::spawn(async move { worker(&config, &plan, client, &progress).await })
         })
         .collect();
@@ -127,7 +137,7 @@ async fn run_units(
 async fn worker(
     config: &Config,
     plan: &TablePlan,
-    mut client: Option<Client>,
+    mut client: PlacedConnection,
     progress: &Progress,
 ) -> Result<()> {
     loop {
@@ -177,19 +187,20 @@ async fn run_unit_with_retries(
     config: &Config,
     plan: &TablePlan,
     unit: usize,
-    client: &mut Option<Client>,
+    client: &mut PlacedConnection,
     progress: &Progress,
 ) -> Result<UnitOutcome> {
     let mut delay = Duration::from_millis(200);
     let mut attempt = 1;
     loop {
-        let result = run_unit(config, plan, unit, client).await;
+        let result = run_unit(plan, unit, client).await;
         match result {
             Err(e) if e.is_retriable() && attempt < config.run.unit_attempts => {
                 tracing::warn!(table = %plan.source, split = unit, attempt, error = %e, "unit failed, retrying");
                 progress.report.lock().await.unit_retries += 1;
-                // The connection may be the problem: take a fresh one.
-                *client = None;
+                // The connection may be the problem: take a fresh one, placed elsewhere if
+                // its server is gone.
+                client.failed();
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
                 attempt += 1;
@@ -200,15 +211,11 @@ async fn run_unit_with_retries(
 }
 
 async fn run_unit(
-    config: &Config,
     plan: &TablePlan,
     unit: usize,
-    client: &mut Option<Client>,
+    client: &mut PlacedConnection,
 ) -> Result<UnitOutcome> {
-    if client.as_ref().is_none_or(Client::is_closed) {
-        *client = Some(yugabyte::connect(&config.target).await?);
-    }
-    let client = client.as_mut().expect("connected above");
+    let client = client.client().await?;
     let pg_err = |what: &str| {
         let what = format!("{what} of unit {unit}");
         move |source| ferry_connectors::ConnectorError::Postgres { what, source }
