@@ -5,9 +5,11 @@
 mod cluster;
 mod config_errors;
 mod migrate;
+mod placement;
 mod pushdown;
 mod query;
 mod refusals;
 mod support;
+mod target_tls;
 mod tls;
 mod torture;
