@@ -728,9 +728,18 @@ pg_psql() {
   as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$STATE/pg/sock" -p "$(pg_port "$id")" -U ferry "$@"
 }
 
+# The yb_servers() stand-in lives in its own database, ferry_yb, so that only placement tests
+# (which connect to /ferry_yb) see a "YugabyteDB cluster"; every other test uses database ferry
+# on node 1 alone, as plain PostgreSQL.
 install_yb_servers() {
   local id="$1"
-  pg_psql "$id" -d ferry >>"$(pg_log "$id")" 2>&1 <<'EOF' || fail_service "$(pg_name "$id")" "$(pg_log "$id")" "creating yb_servers() failed"
+  if [[ "$(pg_psql "$id" -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname='ferry_yb'")" != 1 ]]; then
+    pg_psql "$id" -d postgres -c 'CREATE DATABASE ferry_yb' >>"$(pg_log "$id")" 2>&1 ||
+      fail_service "$(pg_name "$id")" "$(pg_log "$id")" "CREATE DATABASE ferry_yb failed"
+  fi
+  # Earlier versions of this script put it into database ferry.
+  pg_psql "$id" -d ferry -c 'DROP FUNCTION IF EXISTS yb_servers()' >>"$(pg_log "$id")" 2>&1 || true
+  pg_psql "$id" -d ferry_yb >>"$(pg_log "$id")" 2>&1 <<'EOF' || fail_service "$(pg_name "$id")" "$(pg_log "$id")" "creating yb_servers() failed"
 CREATE OR REPLACE FUNCTION yb_servers()
 RETURNS TABLE(host text, port bigint, num_connections int, node_type text, cloud text,
               region text, zone text, public_ip text, uuid text)

@@ -81,6 +81,19 @@ pub enum ConnectorError {
     )]
     TargetConnect { target: String, message: String },
 
+    /// A target server was reached, but the TLS handshake failed.
+    #[error("TLS to the target server {server} failed (tls.mode = \"{mode}\"): {message}; {hint}")]
+    TargetTls {
+        server: String,
+        mode: String,
+        message: String,
+        hint: String,
+    },
+
+    /// No target server is available to place a connection on.
+    #[error("no target server available for a connection: {reason}")]
+    NoTargetServer { reason: String },
+
     /// A statement on the target failed.
     #[error("target {what} failed: {source}")]
     Postgres {

@@ -3,6 +3,7 @@
 //! `types.rs` for value conversion).
 //!
 //! - [`cassandra`]: token-range splits and a DataFusion `TableProvider` whose partition k is split k.
+//! - [`tls`]: the `[*.tls]` settings and rustls configuration both connectors use.
 //! - [`yugabyte`]: target introspection, the binary COPY encoder and the transactional COPY sink.
 //!
 //! Connectors know nothing about runs, work queues, checkpoints or reports: that is `ferry-pipeline`.
@@ -10,6 +11,7 @@
 pub mod cassandra;
 pub mod error;
 pub mod secret;
+pub mod tls;
 pub mod yugabyte;
 
 pub use error::{ConnectorError, Result};

@@ -174,6 +174,7 @@ impl Config {
         let mut config = Self::parse(&text, path, &|name| std::env::var(name).ok())?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         config.source.resolve_paths(&config.base_dir);
+        config.target.resolve_paths(&config.base_dir);
         Ok(config)
     }
 
@@ -198,6 +199,7 @@ impl Config {
             return Err("no [[table]] entries: nothing to move".into());
         }
         self.source.validate().map_err(|e| e.to_string())?;
+        self.target.validate().map_err(|e| e.to_string())?;
         if self.run.connections == 0 {
             return Err("run.connections must be at least 1".into());
         }

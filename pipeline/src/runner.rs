@@ -2,7 +2,8 @@
 //!
 //! A worker takes unit k, executes partition k of the table's plan and streams it through the
 //! COPY encoder inside one transaction. A unit that fails with a retriable error is rolled back
-//! and retried on a fresh connection; any other failure stops the table.
+//! and retried on a fresh connection, which the run's [`Placement`] puts on a server that is
+//! up; any other failure stops the table.
 //!
 //! Each unit's checkpoint row commits with its COPY (see [`crate::checkpoint`]): running the
 //! same config again resumes, skipping the committed units, and loads every row exactly once.
@@ -12,9 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_connectors::cassandra;
-use ferry_connectors::yugabyte::{self, UnitOutcome};
+use ferry_connectors::yugabyte::{self, PlacedClient, PlacedConnection, Placement, UnitOutcome};
 use tokio::sync::Mutex;
-use tokio_postgres::Client;
 
 use crate::checkpoint::{self, Checkpoints, UnitRecord};
 use crate::config::{Config, TableConfig, WriteMode};
@@ -29,16 +29,24 @@ pub async fn migrate(config: &Config) -> Report {
     let config = Arc::new(config.clone());
     let mut tables = Vec::new();
     let mut error = None;
-    let state = async {
-        let client = yugabyte::connect(&config.target).await?;
-        checkpoint::ensure_schema(&client).await
-    };
-    match (cassandra::connect(&config.source).await, state.await) {
-        (Err(e), _) => error = Some(e.to_string()),
-        (_, Err(e)) => error = Some(e.to_string()),
-        (Ok(session), Ok(())) => {
+    // One placement for the whole run: connections are counted across its tables.
+    let connected = async {
+        let placement = Placement::new(&config.target).map_err(|e| e.to_string())?;
+        let session = cassandra::connect(&config.source)
+            .await
+            .map_err(|e| e.to_string())?;
+        let client = placement.connect().await.map_err(|e| e.to_string())?;
+        checkpoint::ensure_schema(&client)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((session, placement))
+    }
+    .await;
+    match connected {
+        Err(e) => error = Some(e),
+        Ok((session, placement)) => {
             for table in &config.tables {
-                let report = migrate_table(&config, table, &session).await;
+                let report = migrate_table(&config, table, &session, &placement).await;
                 let failed = report.error.is_some();
                 tables.push(report);
                 if failed {
@@ -57,6 +65,7 @@ async fn migrate_table(
     config: &Arc<Config>,
     table: &TableConfig,
     session: &Arc<scylla::client::session::Session>,
+    placement: &Arc<Placement>,
 ) -> TableReport {
     let started = Instant::now();
     let (schema, name) = table.target_parts(&config.target.schema);
@@ -67,7 +76,7 @@ async fn migrate_table(
     };
     let checkpoints = Checkpoints::new(&config.run.id, schema, name);
     let result = async {
-        let client = yugabyte::connect(&config.target).await?;
+        let client = placement.connect().await?;
         if table.create_tables(&config.run) {
             create_missing_table(config, table, session, &client).await?;
         }
@@ -84,7 +93,7 @@ async fn migrate_table(
         let pending: Vec<usize> = (0..plan.units())
             .filter(|u| !committed.contains_key(u))
             .collect();
-        run_units(config, &plan, &checkpoints, pending, client, &mut report).await
+        run_units(config, &plan, &checkpoints, pending, placement, client, &mut report).await
     }
     .await;
     if let Err(e) = result {
@@ -111,7 +120,8 @@ async fn run_units(
     plan: &Arc<TablePlan>,
     checkpoints: &Checkpoints,
     pending: Vec<usize>,
-    first_client: Client,
+    placement: &Arc<Placement>,
+    first_client: PlacedClient,
     report: &mut TableReport,
 ) -> Result<()> {
     report.units_total = plan.units() as u64;
@@ -138,7 +148,7 @@ async fn run_units(
             let (config, plan, progress) =
                 (Arc::clone(config), Arc::clone(plan), Arc::clone(&progress));
             let checkpoints = checkpoints.clone();
-            let client = first_client.take();
+            let client = PlacedConnection::new(Arc::clone(placement), first_client.take());
             tokio::spawn(
                 async move { worker(&config, &plan, &checkpoints, client, &progress).await },
             )
@@ -163,7 +173,7 @@ async fn worker(
     config: &Config,
     plan: &TablePlan,
     checkpoints: &Checkpoints,
-    mut client: Option<Client>,
+    mut client: PlacedConnection,
     progress: &Progress,
 ) -> Result<()> {
     loop {
@@ -219,19 +229,20 @@ async fn run_unit_with_retries(
     plan: &TablePlan,
     checkpoints: &Checkpoints,
     unit: usize,
-    client: &mut Option<Client>,
+    client: &mut PlacedConnection,
     progress: &Progress,
 ) -> Result<Option<UnitOutcome>> {
     let mut delay = Duration::from_millis(200);
     let mut attempt = 1;
     loop {
-        let result = run_unit(config, plan, checkpoints, unit, client).await;
+        let result = run_unit(plan, checkpoints, unit, client).await;
         match result {
             Err(e) if e.is_retriable() && attempt < config.run.unit_attempts => {
                 tracing::warn!(table = %plan.source, split = unit, attempt, error = %e, "unit failed, retrying");
                 progress.report.lock().await.unit_retries += 1;
-                // The connection may be the problem: take a fresh one.
-                *client = None;
+                // The connection may be the problem: take a fresh one, placed elsewhere if
+                // its server is gone.
+                client.failed();
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
                 attempt += 1;
@@ -244,16 +255,12 @@ async fn run_unit_with_retries(
 /// Runs one unit in one transaction with its checkpoint; `None` when another worker committed
 /// the unit first (nothing of this attempt stays).
 async fn run_unit(
-    config: &Config,
     plan: &TablePlan,
     checkpoints: &Checkpoints,
     unit: usize,
-    client: &mut Option<Client>,
+    client: &mut PlacedConnection,
 ) -> Result<Option<UnitOutcome>> {
-    if client.as_ref().is_none_or(Client::is_closed) {
-        *client = Some(yugabyte::connect(&config.target).await?);
-    }
-    let client = client.as_mut().expect("connected above");
+    let client = client.client().await?;
     let pg_err = |what: &str| {
         let what = format!("{what} of unit {unit}");
         move |source| ferry_connectors::ConnectorError::Postgres { what, source }
@@ -296,7 +303,7 @@ async fn run_unit_fast(
     plan: &TablePlan,
     checkpoints: &Checkpoints,
     unit: usize,
-    client: &mut Client,
+    client: &mut tokio_postgres::Client,
 ) -> Result<Option<UnitOutcome>> {
     let pg_err = |what: &str| {
         let what = format!("{what} of unit {unit}");

@@ -5,11 +5,13 @@
 mod cluster;
 mod config_errors;
 mod migrate;
+mod placement;
 mod pushdown;
 mod query;
 mod refusals;
 mod resume;
 mod schema;
 mod support;
+mod target_tls;
 mod tls;
 mod torture;

@@ -140,13 +140,7 @@ pub fn write_config_for(
     run: &str,
     tables: &str,
 ) -> PathBuf {
-    // A run id of its own, unless the test sets one: checkpoints of an earlier `cargo test`
-    // must not make this one skip units.
-    let run = if run.lines().any(|l| l.trim_start().starts_with("id ")) {
-        run.to_string()
-    } else {
-        format!("{run}\nid = \"{}\"", unique_run_id(dir))
-    };
+    let run = with_run_id(dir, run);
     let text = format!(
         "[source]\ncontact_points = [\"{contact_point}\"]\n{source}\n\n[target]\nurl = \"{}\"\n\n[run]\n{run}\n\n{tables}\n",
         postgres_url()
@@ -154,6 +148,16 @@ pub fn write_config_for(
     let path = dir.join("ferry.toml");
     std::fs::write(&path, text).expect("write config");
     path
+}
+
+/// `run` with a run id of its own, unless the test sets one: checkpoints of an earlier
+/// `cargo test` must not make this one skip units.
+fn with_run_id(dir: &Path, run: &str) -> String {
+    if run.lines().any(|l| l.trim_start().starts_with("id ")) {
+        run.to_string()
+    } else {
+        format!("{run}\nid = \"{}\"", unique_run_id(dir))
+    }
 }
 
 /// `<dir name>-<nanoseconds since the epoch>`.
@@ -275,4 +279,131 @@ pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
         .collect()
+}
+
+/// `host:port` of the three PostgreSQL nodes of `scripts/services.sh up --pg-nodes 3`
+/// (`FERRY_POSTGRES_NODES`), each with a `yb_servers()` stand-in. Panics naming the script
+/// when they are not all there.
+pub fn postgres_nodes() -> Vec<String> {
+    let hint = "start them with `scripts/services.sh up --pg-nodes 3` (and `eval \"$(scripts/services.sh env)\"`)";
+    let urls = std::env::var("FERRY_POSTGRES_NODES").unwrap_or_else(|_| {
+        panic!(
+            "FERRY_POSTGRES_NODES is not set: placement tests need three PostgreSQL nodes; {hint}"
+        )
+    });
+    let nodes: Vec<String> = urls
+        .split(',')
+        .filter_map(|u| {
+            u.split_once('@')
+                .and_then(|(_, rest)| rest.split('/').next())
+        })
+        .map(str::to_string)
+        .collect();
+    assert!(
+        nodes.len() == 3,
+        "FERRY_POSTGRES_NODES lists {} node(s), not 3; {hint}",
+        nodes.len()
+    );
+    nodes
+}
+
+/// A `postgresql://` URL naming every node, announcing `application_name`. Its database,
+/// `ferry_yb`, is the one with the `yb_servers()` stand-in; database `ferry` has none, so every
+/// other test sees plain PostgreSQL.
+pub fn postgres_nodes_url(application_name: &str) -> String {
+    format!(
+        "postgresql://ferry:ferry@{}/ferry_yb?application_name={application_name}",
+        postgres_nodes().join(",")
+    )
+}
+
+/// A client of database `ferry_yb` on one PostgreSQL node (`host:port`), panicking with the
+/// script's name if it is down.
+pub async fn postgres_node(node: &str) -> tokio_postgres::Client {
+    let url = format!("postgresql://ferry:ferry@{node}/ferry_yb");
+    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(conn);
+            client
+        }
+        Err(e) => panic!(
+            "PostgreSQL node {node} is not reachable: {e}; start it with `scripts/services.sh up --pg-nodes 3`"
+        ),
+    }
+}
+
+/// Connections with `application_name` open on one node, from `pg_stat_activity`.
+pub async fn connections_named(node: &str, application_name: &str) -> i64 {
+    postgres_node(node)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&application_name],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .get(0)
+}
+
+/// Runs `scripts/services.sh ARGS…`, panicking with its output on failure.
+pub fn services(args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh");
+    let out = std::process::Command::new(&script)
+        .args(args)
+        .output()
+        .expect("run scripts/services.sh");
+    assert!(
+        out.status.success(),
+        "scripts/services.sh {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Stops PostgreSQL node `n` (2 or 3: node 1 serves every other test) and starts it again
+/// when dropped, even when the test fails.
+pub struct StoppedPgNode(u8);
+
+impl StoppedPgNode {
+    pub fn stop(n: u8) -> Self {
+        assert!(
+            n == 2 || n == 3,
+            "tests stop PostgreSQL node 2 or 3, never node 1"
+        );
+        services(&["pg-stop-node", &n.to_string()]);
+        Self(n)
+    }
+}
+
+impl Drop for StoppedPgNode {
+    fn drop(&mut self) {
+        services(&["pg-start-node", &self.0.to_string()]);
+    }
+}
+
+/// The TLS PostgreSQL of `scripts/services.sh up --pg-tls`: its URL without parameters
+/// (`postgresql://ferry:ferry@localhost:54330/ferry`) and the CA that signed its certificate.
+pub fn postgres_tls() -> (String, String) {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: the TLS PostgreSQL is opt-in; start it with \
+                 `scripts/services.sh up --pg-tls` (and `eval \"$(scripts/services.sh env)\"`)"
+            )
+        })
+    };
+    let url = var("FERRY_POSTGRES_TLS_URL");
+    let url = url.split('?').next().unwrap_or(&url).to_string();
+    (url, var("FERRY_POSTGRES_TLS_CA"))
+}
+
+/// Writes `ferry.toml` into `dir` with the `[target]` section given whole.
+pub fn write_config_with_target(dir: &Path, target: &str, run: &str, tables: &str) -> PathBuf {
+    let run = with_run_id(dir, run);
+    let text = format!(
+        "[source]\ncontact_points = [\"{}\"]\n\n[target]\n{target}\n\n[run]\n{run}\n\n{tables}\n",
+        cassandra_addr()
+    );
+    let path = dir.join("ferry.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
 }

@@ -103,7 +103,7 @@ impl CassandraConfig {
             }
             _ => {}
         }
-        self.tls.validate()
+        self.tls.validate("source.tls", "the Cassandra nodes")
     }
 
     /// Makes relative file paths (`password_file`, `tls.*_file`) relative to `base_dir`, the
@@ -115,9 +115,7 @@ impl CassandraConfig {
             }
         };
         resolve(&mut self.password_file);
-        resolve(&mut self.tls.ca_file);
-        resolve(&mut self.tls.cert_file);
-        resolve(&mut self.tls.key_file);
+        self.tls.resolve_paths(base_dir);
     }
 
     /// The password, from `password` or read from `password_file`.
@@ -137,99 +135,11 @@ impl CassandraConfig {
     }
 }
 
-/// `[source.tls]`: whether and how the connection to Cassandra is encrypted and verified.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CassandraTlsConfig {
-    /// `disable` (the default: plaintext), `require` (encrypt, verify nothing), `verify-ca`
-    /// (the node's certificate must chain to `ca_file`) or `verify-full` (also, the node's
-    /// address must be one of the certificate's IP SANs).
-    #[serde(default)]
-    pub mode: TlsMode,
-    /// PEM file of the CA certificate(s) that signed the nodes' certificates. Required by
-    /// `verify-ca` and `verify-full`. Relative to the config file.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate (chain) for mutual TLS, with `key_file`. Relative to the config file.
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `cert_file`. Relative to the config file.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-}
+/// `[source.tls]`: whether and how the connection to Cassandra is encrypted and verified; see
+/// [`crate::tls::TlsConfig`].
+pub type CassandraTlsConfig = crate::tls::TlsConfig;
 
-impl CassandraTlsConfig {
-    /// Checks that the files set fit the mode.
-    pub fn validate(&self) -> Result<()> {
-        let invalid = |message: String| ConnectorError::Config {
-            section: "source.tls",
-            message,
-        };
-        match self.mode {
-            TlsMode::Disable => {
-                if self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some() {
-                    return Err(invalid(
-                        "ca_file/cert_file/key_file are set but mode is \"disable\" (plaintext); \
-                         set mode = \"verify-full\" (or \"verify-ca\") to use them"
-                            .into(),
-                    ));
-                }
-                return Ok(());
-            }
-            TlsMode::Require => {
-                if self.ca_file.is_some() {
-                    return Err(invalid(
-                        "ca_file is set but mode = \"require\" does not verify the server; \
-                         set mode = \"verify-ca\" or \"verify-full\", or remove ca_file"
-                            .into(),
-                    ));
-                }
-            }
-            TlsMode::VerifyCa | TlsMode::VerifyFull => {
-                if self.ca_file.is_none() {
-                    return Err(invalid(format!(
-                        "mode = \"{}\" needs ca_file: the PEM file of the CA that signed the \
-                         Cassandra nodes' certificates",
-                        self.mode
-                    )));
-                }
-            }
-        }
-        if self.cert_file.is_some() != self.key_file.is_some() {
-            return Err(invalid(
-                "cert_file and key_file go together (mutual TLS): set both or neither".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// How the connection to Cassandra is secured, named as in libpq's `sslmode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TlsMode {
-    /// Plaintext.
-    #[default]
-    Disable,
-    /// Encrypted; the server's certificate is not checked (no protection from an active
-    /// man in the middle).
-    Require,
-    /// Encrypted; the server's certificate must chain to `ca_file`. Its names are not checked.
-    VerifyCa,
-    /// Encrypted; the certificate must chain to `ca_file` and name the node's IP address.
-    VerifyFull,
-}
-
-impl std::fmt::Display for TlsMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            TlsMode::Disable => "disable",
-            TlsMode::Require => "require",
-            TlsMode::VerifyCa => "verify-ca",
-            TlsMode::VerifyFull => "verify-full",
-        })
-    }
-}
+pub use crate::tls::TlsMode;
 
 fn default_page_size() -> i32 {
     5000

@@ -14,32 +14,107 @@ use std::pin::pin;
 use bytes::Bytes;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{SinkExt, StreamExt, TryStreamExt};
-use tokio_postgres::{Client, CopyInSink, NoTls, Transaction};
+use tokio_postgres::{Client, CopyInSink, Transaction};
 
-use super::config::YugabyteConfig;
+use super::config::{Endpoint, Target, YugabyteConfig};
 use super::encoder::{COPY_HEADER, COPY_TRAILER, CopyEncoder, Reject};
+use super::tls::{self, PgTls};
 use super::types::{ServerInfo, TargetTable};
 use crate::error::{ConnectorError, Result};
 
 /// Batches encoded ahead of the one being sent.
 const ENCODE_AHEAD: usize = 2;
 
-/// Opens one connection to the target. The connection task runs on the current runtime.
+/// Opens one connection to the target, on the first URL host that answers. The connection
+/// task runs on the current runtime.
 pub async fn connect(config: &YugabyteConfig) -> Result<Client> {
-    let pg = config.pg_config()?;
-    let (client, connection) =
-        pg.connect(NoTls)
+    let target = config.target()?;
+    let mut last = None;
+    for endpoint in &target.hosts {
+        match connect_to(&target, endpoint, None).await {
+            Ok(client) => return Ok(client),
+            Err(e @ ConnectorError::TargetTls { .. }) => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| ConnectorError::NoTargetServer {
+        reason: "the url names no host".into(),
+    }))
+}
+
+/// Opens one connection to `endpoint` with `target`'s credentials and TLS settings, announcing
+/// `application_name` if given (else the URL's, else `ferry`).
+pub async fn connect_to(
+    target: &Target,
+    endpoint: &Endpoint,
+    application_name: Option<&str>,
+) -> Result<Client> {
+    let server = endpoint.to_string();
+    let unreachable = |message: String| ConnectorError::TargetConnect {
+        target: format!("{server} ({})", target.display),
+        message,
+    };
+    let mut pg = target.pg.clone();
+    if let Some(name) = application_name {
+        pg.application_name(name);
+    }
+    let timeout = pg
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(std::time::Duration::from_secs(10));
+    let attempt = async {
+        let stream = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
             .await
-            .map_err(|e| ConnectorError::TargetConnect {
-                target: config.display_target(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| unreachable(e.to_string()))?;
+        stream.set_nodelay(true).ok();
+        let tls = PgTls::new(target.tls.clone(), &endpoint.host);
+        pg.connect_raw(stream, tls).await.map_err(|e| {
+            if e.as_db_error().is_some() {
+                // The server answered (bad password, no such database, starting up).
+                return ConnectorError::Postgres {
+                    what: format!("connection to {server}"),
+                    source: e,
+                };
+            }
+            let message = error_chain(&e);
+            match &target.tls {
+                Some(_) => match tls::handshake_hint(&target.tls_settings, &server, &message) {
+                    Some(hint) => ConnectorError::TargetTls {
+                        server: server.clone(),
+                        mode: target.tls_settings.mode.to_string(),
+                        message: message.clone(),
+                        hint,
+                    },
+                    None => unreachable(message.clone()),
+                },
+                None => unreachable(message.clone()),
+            }
+        })
+    };
+    let (client, connection) = tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| unreachable(format!("no answer within {} ms", timeout.as_millis())))??;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "target connection closed");
         }
     });
     Ok(client)
+}
+
+/// An error and its sources, `a: b: c` (the driver's own text leaves the cause out).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// What one unit's COPY did.
