@@ -13,4 +13,4 @@ pub mod types;
 pub use config::YugabyteConfig;
 pub use encoder::{CopyEncoder, EncodedBatch, Reject};
 pub use sink::{UnitOutcome, connect, write_unit};
-pub use types::{TargetColumn, TargetTable, quote_ident};
+pub use types::{PgShape, PgType, TargetColumn, TargetTable, quote_ident};

@@ -47,6 +47,8 @@ pub struct UnitOutcome {
     pub rejects: Vec<Reject>,
     /// COPY bytes sent.
     pub bytes: u64,
+    /// Values whose sub-microsecond digits were dropped (see [`super::encoder::EncodedBatch`]).
+    pub truncated: u64,
 }
 
 /// Runs one `COPY … FROM STDIN (FORMAT binary)` of every batch of `batches` inside `tx`.
@@ -80,6 +82,7 @@ pub async fn write_unit(
         let first_row = outcome.rows_read as usize;
         outcome.rows_read += (batch.rows + batch.rejects.len()) as u64;
         outcome.bytes += batch.bytes() as u64;
+        outcome.truncated += batch.truncated;
         outcome
             .rejects
             .extend(batch.rejects.into_iter().map(|mut r| {
