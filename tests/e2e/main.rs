@@ -3,6 +3,7 @@
 //! One test binary with modules, because each binary links all of DataFusion.
 
 mod config_errors;
+mod encode;
 mod migrate;
 mod query;
 mod support;
