@@ -347,7 +347,7 @@ impl CopyEncoder {
                 len,
                 cursors: &mut cursors,
                 buf: &mut buf,
-                rejected: &rejected,
+                rejected: (!rejects.is_empty()).then_some(&rejected[..]),
             };
             run(&plan.node, array.as_ref(), &mut pass, s);
         }
@@ -806,7 +806,8 @@ enum Pass<'a> {
         len: usize,
         cursors: &'a mut [usize],
         buf: &'a mut [u8],
-        rejected: &'a [bool],
+        /// `None` when no row of the chunk was rejected.
+        rejected: Option<&'a [bool]>,
     },
 }
 
@@ -894,11 +895,11 @@ fn run(node: &Node, a: &dyn Array, pass: &mut Pass, scratch: &mut Scratch) {
         }
         (Node::Text { max_chars: None }, D::Utf8) => {
             let s = a.as_string::<i32>();
-            var(pass, nulls, true, |i| s.value(i).as_bytes())
+            offsets_var(pass, nulls, true, s.value_offsets(), s.values())
         }
         (Node::Text { max_chars: None }, D::LargeUtf8) => {
             let s = a.as_string::<i64>();
-            var(pass, nulls, true, |i| s.value(i).as_bytes())
+            offsets_var(pass, nulls, true, s.value_offsets(), s.values())
         }
         (Node::Text { max_chars: None }, D::Utf8View) => {
             let s = a.as_string_view();
@@ -906,10 +907,14 @@ fn run(node: &Node, a: &dyn Array, pass: &mut Pass, scratch: &mut Scratch) {
         }
         (Node::Bytea, D::Binary) => {
             let s = a.as_binary::<i32>();
-            var(pass, nulls, false, |i| s.value(i))
+            offsets_var(pass, nulls, false, s.value_offsets(), s.values())
         }
         (Node::Bytea, D::LargeBinary) => {
             let s = a.as_binary::<i64>();
+            offsets_var(pass, nulls, false, s.value_offsets(), s.values())
+        }
+        (Node::Bytea, D::BinaryView) => {
+            let s = a.as_binary_view();
             var(pass, nulls, false, |i| s.value(i))
         }
         _ => staged(node, a, pass, scratch),
@@ -968,12 +973,14 @@ fn fixed<const W: usize>(
             rejects,
             truncated,
         } => {
+            if !fallible {
+                add_widths(widths, nulls, *start, W);
+                return;
+            }
             for slot in 0..*len {
                 let i = *start + slot;
                 if nulls.is_some_and(|n| n.is_null(i)) {
                     widths[slot] += 4;
-                } else if !fallible {
-                    widths[slot] += 4 + W;
                 } else {
                     match value(i, truncated) {
                         Ok(_) => widths[slot] += 4 + W,
@@ -991,7 +998,7 @@ fn fixed<const W: usize>(
         } => {
             let mut ignored = 0;
             for slot in 0..*len {
-                if rejected[slot] {
+                if rejected.is_some_and(|r| r[slot]) {
                     continue;
                 }
                 let i = *start + slot;
@@ -1005,6 +1012,88 @@ fn fixed<const W: usize>(
                     field[..4].copy_from_slice(&(W as i32).to_be_bytes());
                     field[4..].copy_from_slice(&bytes);
                     cursors[slot] = at + 4 + W;
+                }
+            }
+        }
+    }
+}
+
+/// Adds each row's field width to `widths` for a value of `w` bytes, or 4 for a NULL.
+#[inline]
+fn add_widths(widths: &mut [usize], nulls: Option<&NullBuffer>, start: usize, w: usize) {
+    match nulls {
+        None => widths.iter_mut().for_each(|x| *x += 4 + w),
+        Some(n) => {
+            for (slot, x) in widths.iter_mut().enumerate() {
+                *x += 4 + if n.is_valid(start + slot) { w } else { 0 };
+            }
+        }
+    }
+}
+
+/// The variable-width kernel for offset-based strings and binaries: widths come from the
+/// offsets, and a text chunk's bytes are searched for NUL in one go.
+#[inline]
+fn offsets_var<O: arrow::array::OffsetSizeTrait>(
+    pass: &mut Pass,
+    nulls: Option<&NullBuffer>,
+    is_text: bool,
+    offsets: &[O],
+    values: &[u8],
+) {
+    match pass {
+        Pass::Measure {
+            start,
+            len,
+            widths,
+            rejects,
+            ..
+        } => {
+            let (lo, hi) = (
+                offsets[*start].as_usize(),
+                offsets[*start + *len].as_usize(),
+            );
+            let check_nul = is_text && values[lo..hi].contains(&0);
+            for slot in 0..*len {
+                let i = *start + slot;
+                if nulls.is_some_and(|n| n.is_null(i)) {
+                    widths[slot] += 4;
+                    continue;
+                }
+                let (from, to) = (offsets[i].as_usize(), offsets[i + 1].as_usize());
+                let n = to - from;
+                if n > MAX_FIELD {
+                    rejects.push((
+                        slot,
+                        "value larger than PostgreSQL's 1 GB field limit".into(),
+                    ));
+                } else if check_nul && values[from..to].contains(&0) {
+                    rejects.push((
+                        slot,
+                        "text contains a NUL byte, which PostgreSQL cannot store".into(),
+                    ));
+                } else {
+                    widths[slot] += 4 + n;
+                }
+            }
+        }
+        Pass::Write {
+            start,
+            len,
+            cursors,
+            buf,
+            rejected,
+        } => {
+            for slot in 0..*len {
+                if rejected.is_some_and(|r| r[slot]) {
+                    continue;
+                }
+                let i = *start + slot;
+                if nulls.is_some_and(|n| n.is_null(i)) {
+                    put_null(buf, &mut cursors[slot]);
+                } else {
+                    let (from, to) = (offsets[i].as_usize(), offsets[i + 1].as_usize());
+                    put_field(buf, &mut cursors[slot], &values[from..to]);
                 }
             }
         }
@@ -1057,7 +1146,7 @@ fn var<'v>(
             rejected,
         } => {
             for slot in 0..*len {
-                if rejected[slot] {
+                if rejected.is_some_and(|r| r[slot]) {
                     continue;
                 }
                 let i = *start + slot;
@@ -1116,7 +1205,7 @@ fn staged(node: &Node, a: &dyn Array, pass: &mut Pass, scratch: &mut Scratch) {
             rejected,
         } => {
             for slot in 0..*len {
-                if rejected[slot] {
+                if rejected.is_some_and(|r| r[slot]) {
                     continue;
                 }
                 let from = if slot == 0 { 0 } else { scratch.ends[slot - 1] };

@@ -296,6 +296,17 @@ pub fn put_decimal_str(out: &mut Vec<u8>, s: &str, t: NumericTarget) -> Result<(
 /// Writes the decimal digits of `v` into the end of `buf`, returning where they start.
 fn digits_u128(mut v: u128, buf: &mut [u8; 80]) -> usize {
     let mut at = buf.len();
+    if let Ok(mut small) = u64::try_from(v) {
+        // 64-bit division is several times faster than 128-bit.
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (small % 10) as u8;
+            small /= 10;
+            if small == 0 {
+                return at;
+            }
+        }
+    }
     loop {
         at -= 1;
         buf[at] = b'0' + (v % 10) as u8;
