@@ -13,7 +13,7 @@ use arrow::array::*;
 use arrow::datatypes::*;
 use ferry_connectors::yugabyte::encoder::{COPY_HEADER, COPY_TRAILER};
 use ferry_connectors::yugabyte::types::oid;
-use ferry_connectors::yugabyte::{CopyEncoder, EncodedBatch, PgType, TargetColumn, TargetTable};
+use ferry_connectors::yugabyte::{CopyEncoder, PgType, TargetColumn, TargetTable};
 use rayon::prelude::*;
 
 use crate::datagen::mix;
@@ -218,31 +218,50 @@ pub struct Pass {
     pub seconds: f64,
 }
 
-fn pass(started: Instant, out: &[EncodedBatch]) -> Pass {
-    let seconds = started.elapsed().as_secs_f64();
+/// Ferry on the calling thread only, batch after batch. Each batch's bytes are counted and
+/// dropped, as a COPY sink would after sending them (pgpq's side does the same).
+pub fn ferry_single(encoder: &CopyEncoder, batches: &[RecordBatch]) -> Pass {
+    let started = Instant::now();
+    let (mut rows, mut bytes) = (0u64, (COPY_HEADER.len() + COPY_TRAILER.len()) as u64);
+    for b in batches {
+        let out = encoder.encode_sequential(b);
+        rows += out.rows as u64;
+        bytes += out.bytes() as u64;
+    }
     Pass {
-        rows: out.iter().map(|b| b.rows as u64).sum(),
-        bytes: (COPY_HEADER.len() + COPY_TRAILER.len()) as u64
-            + out.iter().map(|b| b.bytes() as u64).sum::<u64>(),
-        seconds,
+        rows,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
     }
 }
 
-/// Ferry on the calling thread only, batch after batch. The outputs are kept, as pgpq's are.
-pub fn ferry_single(encoder: &CopyEncoder, batches: &[RecordBatch]) -> (Pass, Vec<EncodedBatch>) {
-    let started = Instant::now();
-    let out: Vec<EncodedBatch> = batches
-        .iter()
-        .map(|b| encoder.encode_sequential(b))
-        .collect();
-    (pass(started, &out), out)
-}
-
-/// Ferry on the rayon pool: batches, and chunks within them, in parallel.
+/// Ferry on the rayon pool: batches, and chunks within them, in parallel; streamed likewise.
 pub fn ferry_pool(encoder: &CopyEncoder, batches: &[RecordBatch]) -> Pass {
     let started = Instant::now();
-    let out: Vec<EncodedBatch> = batches.par_iter().map(|b| encoder.encode(b)).collect();
-    pass(started, &out)
+    let (rows, bytes) = batches
+        .par_iter()
+        .map(|b| {
+            let out = encoder.encode(b);
+            (out.rows as u64, out.bytes() as u64)
+        })
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    Pass {
+        rows,
+        bytes: bytes + (COPY_HEADER.len() + COPY_TRAILER.len()) as u64,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Ferry's whole COPY stream, header to trailer, for the comparison (untimed).
+pub fn ferry_stream(encoder: &CopyEncoder, batches: &[RecordBatch]) -> Vec<u8> {
+    let mut out = COPY_HEADER.to_vec();
+    for b in batches {
+        for chunk in encoder.encode_sequential(b).chunks {
+            out.extend_from_slice(&chunk);
+        }
+    }
+    out.extend_from_slice(COPY_TRAILER);
+    out
 }
 
 /// What the pgpq script reported.

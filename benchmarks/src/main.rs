@@ -178,17 +178,9 @@ fn encode_bench(args: EncodeArgs) -> Result<(), BoxError> {
         &args.shape.target(),
     )?;
 
-    // Warm-up of both sides; pgpq's pass also dumps its bytes for the comparison.
-    let (_, ferry_out) = encode::ferry_single(&encoder, &batches);
+    // Warm-up of both sides, which also produces the bytes to compare.
+    let ferry_bytes = encode::ferry_stream(&encoder, &batches);
     let warm = encode::pgpq(&args.pgpq, &ipc, Some(&dump))?;
-    let mut ferry_bytes = ferry_connectors::yugabyte::encoder::COPY_HEADER.to_vec();
-    for b in &ferry_out {
-        for c in &b.chunks {
-            ferry_bytes.extend_from_slice(c);
-        }
-    }
-    ferry_bytes.extend_from_slice(ferry_connectors::yugabyte::encoder::COPY_TRAILER);
-    drop(ferry_out);
     let comparison = encode::compare(
         args.shape,
         &ferry_bytes,
@@ -201,7 +193,7 @@ fn encode_bench(args: EncodeArgs) -> Result<(), BoxError> {
     let mut pgpq_rss: f64 = warm.peak_rss_mb;
     for _ in 0..args.runs.max(1) {
         // Alternate the three, so drift on a shared machine hits all alike.
-        single.push(encode::ferry_single(&encoder, &batches).0);
+        single.push(encode::ferry_single(&encoder, &batches));
         pool.push(encode::ferry_pool(&encoder, &batches));
         let run = encode::pgpq(&args.pgpq, &ipc, None)?;
         pgpq_rss = pgpq_rss.max(run.peak_rss_mb);

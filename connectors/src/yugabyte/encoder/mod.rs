@@ -854,6 +854,11 @@ fn run(node: &Node, a: &dyn Array, pass: &mut Pass, scratch: &mut Scratch) {
         (Node::Int(to), D::UInt16) => ints::<UInt16Type>(pass, a, *to),
         (Node::Int(to), D::UInt32) => ints::<UInt32Type>(pass, a, *to),
         (Node::Int(to), D::UInt64) => ints::<UInt64Type>(pass, a, *to),
+        (Node::Numeric(t @ NumericTarget { typmod: None, .. }), D::Decimal128(_, scale))
+            if *scale >= 0 && *scale <= 36 =>
+        {
+            decimals(pass, a, *scale, *t)
+        }
         (Node::Float(NumTo::Float8), D::Float64) => {
             let v = a.as_primitive::<Float64Type>().values();
             fixed::<8>(pass, nulls, false, |i, _| Ok(v[i].to_be_bytes()))
@@ -949,10 +954,72 @@ where
             })
         };
     }
-    match to.width() {
-        2 => go!(2),
-        4 => go!(4),
-        _ => go!(8),
+    if check {
+        return match to.width() {
+            2 => go!(2),
+            4 => go!(4),
+            _ => go!(8),
+        };
+    }
+    // Cannot fail: plain conversions, no range checks in the loop.
+    match to {
+        NumTo::Int2 => fixed::<2>(pass, nulls, false, |i, _| {
+            Ok((v[i].wide() as i16).to_be_bytes())
+        }),
+        NumTo::Int4 => fixed::<4>(pass, nulls, false, |i, _| {
+            Ok((v[i].wide() as i32).to_be_bytes())
+        }),
+        NumTo::Int8 => fixed::<8>(pass, nulls, false, |i, _| {
+            Ok((v[i].wide() as i64).to_be_bytes())
+        }),
+        NumTo::Float4 => fixed::<4>(pass, nulls, false, |i, _| {
+            Ok((v[i].wide() as f32).to_be_bytes())
+        }),
+        NumTo::Float8 => fixed::<8>(pass, nulls, false, |i, _| {
+            Ok((v[i].wide() as f64).to_be_bytes())
+        }),
+    }
+}
+
+/// Decimal128 into an unconstrained numeric, measured and written without the scratch buffer.
+fn decimals(pass: &mut Pass, a: &dyn Array, scale: i8, t: NumericTarget) {
+    let v = a.as_primitive::<Decimal128Type>().values();
+    let nulls = a.nulls();
+    match pass {
+        Pass::Measure {
+            start, len, widths, ..
+        } => {
+            for slot in 0..*len {
+                let i = *start + slot;
+                widths[slot] += 4 + if nulls.is_some_and(|n| n.is_null(i)) {
+                    0
+                } else {
+                    numeric::decimal128_width(v[i], scale)
+                };
+            }
+        }
+        Pass::Write {
+            start,
+            len,
+            cursors,
+            buf,
+            rejected,
+        } => {
+            for slot in 0..*len {
+                if rejected.is_some_and(|r| r[slot]) {
+                    continue;
+                }
+                let i = *start + slot;
+                if nulls.is_some_and(|n| n.is_null(i)) {
+                    put_null(buf, &mut cursors[slot]);
+                } else {
+                    let at = cursors[slot];
+                    let n = numeric::write_decimal128(&mut buf[at + 4..], v[i], scale, t);
+                    buf[at..at + 4].copy_from_slice(&(n as i32).to_be_bytes());
+                    cursors[slot] = at + 4 + n;
+                }
+            }
+        }
     }
 }
 
