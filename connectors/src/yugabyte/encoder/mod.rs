@@ -1116,31 +1116,36 @@ fn offsets_var<O: arrow::array::OffsetSizeTrait>(
             rejects,
             ..
         } => {
-            let (lo, hi) = (
-                offsets[*start].as_usize(),
-                offsets[*start + *len].as_usize(),
-            );
-            let check_nul = is_text && values[lo..hi].contains(&0);
-            for slot in 0..*len {
-                let i = *start + slot;
-                if nulls.is_some_and(|n| n.is_null(i)) {
-                    widths[slot] += 4;
-                    continue;
-                }
-                let (from, to) = (offsets[i].as_usize(), offsets[i + 1].as_usize());
-                let n = to - from;
-                if n > MAX_FIELD {
-                    rejects.push((
-                        slot,
-                        "value larger than PostgreSQL's 1 GB field limit".into(),
-                    ));
-                } else if check_nul && values[from..to].contains(&0) {
-                    rejects.push((
-                        slot,
-                        "text contains a NUL byte, which PostgreSQL cannot store".into(),
-                    ));
+            let offs = &offsets[*start..=*start + *len];
+            let (lo, hi) = (offs[0].as_usize(), offs[*len].as_usize());
+            let suspect = (is_text && values[lo..hi].contains(&0)) || hi - lo > MAX_FIELD;
+            // The common case, branch-free: every width from the offsets.
+            let valid = |slot: usize| nulls.is_none_or(|n| n.is_valid(*start + slot));
+            for (slot, (w, o)) in widths.iter_mut().zip(offs.windows(2)).enumerate() {
+                *w += 4 + if valid(slot) {
+                    (o[1] - o[0]).as_usize()
                 } else {
-                    widths[slot] += 4 + n;
+                    0
+                };
+            }
+            if suspect {
+                // Some value is too large or holds a NUL: find which.
+                for (slot, o) in offs.windows(2).enumerate() {
+                    let v = &values[o[0].as_usize()..o[1].as_usize()];
+                    if !valid(slot) {
+                        continue;
+                    }
+                    if v.len() > MAX_FIELD {
+                        rejects.push((
+                            slot,
+                            "value larger than PostgreSQL's 1 GB field limit".into(),
+                        ));
+                    } else if is_text && v.contains(&0) {
+                        rejects.push((
+                            slot,
+                            "text contains a NUL byte, which PostgreSQL cannot store".into(),
+                        ));
+                    }
                 }
             }
         }
@@ -1151,16 +1156,15 @@ fn offsets_var<O: arrow::array::OffsetSizeTrait>(
             buf,
             rejected,
         } => {
-            for slot in 0..*len {
+            let offs = &offsets[*start..=*start + *len];
+            for (slot, (cursor, o)) in cursors.iter_mut().zip(offs.windows(2)).enumerate() {
                 if rejected.is_some_and(|r| r[slot]) {
                     continue;
                 }
-                let i = *start + slot;
-                if nulls.is_some_and(|n| n.is_null(i)) {
-                    put_null(buf, &mut cursors[slot]);
+                if nulls.is_some_and(|n| n.is_null(*start + slot)) {
+                    put_null(buf, cursor);
                 } else {
-                    let (from, to) = (offsets[i].as_usize(), offsets[i + 1].as_usize());
-                    put_field(buf, &mut cursors[slot], &values[from..to]);
+                    put_field(buf, cursor, &values[o[0].as_usize()..o[1].as_usize()]);
                 }
             }
         }
