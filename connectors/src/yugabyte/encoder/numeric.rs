@@ -405,6 +405,23 @@ impl Groups {
 /// The encoded width of a Decimal128 (scale 0..=36) as an unconstrained numeric.
 #[inline]
 pub fn decimal128_width(v: i128, scale: i8) -> usize {
+    // Most values fit 64 bits: count the base-10000 digits without producing them.
+    let pad = (4 - u32::from(scale as u8) % 4) % 4;
+    if let Some(mut x) = u64::try_from(v.unsigned_abs())
+        .ok()
+        .and_then(|x| x.checked_mul([1, 10, 100, 1000][pad as usize]))
+    {
+        if x == 0 {
+            return 8;
+        }
+        let n = x.ilog10() as usize / 4 + 1;
+        let mut low = 0;
+        while x % 10_000 == 0 {
+            x /= 10_000;
+            low += 1;
+        }
+        return 8 + 2 * (n - low);
+    }
     match Groups::of(v, scale) {
         Some(d) => d.width(),
         None => {
@@ -585,6 +602,16 @@ mod tests {
         assert_eq!(dec(-5, 4), text("-0.0005"));
         assert_eq!(dec(7, -3), text("7000"));
         assert_eq!(dec(0, 3), text("0.000"));
+        for (v, s) in [
+            (0, 3),
+            (1, 0),
+            (10_000, 0),
+            (120_000, 1),
+            (-99_990_000, 4),
+            (i128::MAX, 0),
+        ] {
+            assert_eq!(decimal128_width(v, s), dec(v, s).len(), "{v} scale {s}");
+        }
         assert_eq!(dec(10_000_000, 0), text("10000000"));
         assert_eq!(dec(-99_990_000, 4), text("-9999.0000"));
         assert_eq!(
