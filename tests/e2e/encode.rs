@@ -1280,3 +1280,119 @@ fn random_batches_load_and_read_back_equal() {
         }
     });
 }
+
+/// Cassandra's types, read by Ferry's own scan, into their DESIGN.md default YSQL types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cassandra_types_migrate_into_their_default_ysql_types() {
+    let session = support::cassandra().await;
+    let client = support::postgres().await;
+    let ks = "ferry_encode";
+    support::keyspace(&session, ks).await;
+    support::cql(&session, &format!("DROP TABLE IF EXISTS {ks}.defaults")).await;
+    support::cql(
+        &session,
+        &format!("CREATE TYPE IF NOT EXISTS {ks}.address (street text, zip int)"),
+    )
+    .await;
+    support::cql(
+        &session,
+        &format!(
+            "CREATE TABLE {ks}.defaults (id int PRIMARY KEY, t tinyint, s smallint, b bigint, \
+             vi varint, de decimal, f float, d double, ok boolean, ts timestamp, dt date, \
+             tm time, du duration, u uuid, tu timeuuid, ip inet, bl blob, li list<int>, \
+             se set<uuid>, ma map<text, int>, tp tuple<int, text>, ad frozen<address>, \
+             ve vector<float, 3>)"
+        ),
+    )
+    .await;
+    support::cql(
+        &session,
+        &format!(
+            "INSERT INTO {ks}.defaults (id, t, s, b, vi, de, f, d, ok, ts, dt, tm, du, u, tu, ip, \
+             bl, li, se, ma, tp, ad, ve) VALUES (1, -128, 32767, -9223372036854775808, \
+             -123456789012345678901234567890, 12.3450, 1.5, 0.1, true, \
+             '2024-02-29 12:34:56.789+0000', '2024-02-29', '12:34:56.123456789', 1mo2d3s, \
+             00112233-4455-6677-8899-aabbccddeeff, 50554d6e-29bb-11e5-b345-feff819cdc9f, \
+             '192.168.1.1', 0x0102, [1, 2, 3], {{00112233-4455-6677-8899-aabbccddeeff}}, \
+             {{'a': 1, 'b': 2}}, (7, 'x'), {{street: 'Main', zip: 123}}, [1.5, 2, -3])"
+        ),
+    )
+    .await;
+    support::cql(
+        &session,
+        &format!("INSERT INTO {ks}.defaults (id, de, vi) VALUES (2, -0.001, 0)"),
+    )
+    .await;
+    exec(
+        &client,
+        "DROP TABLE IF EXISTS enc_defaults; CREATE TABLE enc_defaults (id integer PRIMARY KEY, \
+         t smallint, s smallint, b bigint, vi numeric, de numeric, f real, d double precision, \
+         ok boolean, ts timestamptz, dt date, tm time, du interval, u uuid, tu uuid, ip inet, \
+         bl bytea, li integer[], se uuid[], ma jsonb, tp jsonb, ad jsonb, ve real[])",
+    )
+    .await;
+    let dir = support::scratch_dir("encode_defaults");
+    let config = support::write_config(
+        &dir,
+        "connections = 1\nsplits = 2",
+        &format!("[[table]]\nsource = \"{ks}.defaults\"\ntarget = \"enc_defaults\""),
+    );
+    let report = support::migrate_ok(&config);
+    let t = &report["tables"][0];
+    assert_eq!(t["rows_written"], 2, "{report}");
+    assert_eq!(t["rows_rejected"], 0, "{report}");
+    assert_eq!(t["truncated_values"], 1, "the time's nanoseconds: {report}");
+
+    exec(&client, "SET TimeZone = 'UTC'").await;
+    let columns = [
+        "t", "s", "b", "vi", "de", "f", "d", "ok", "ts", "dt", "tm", "du", "u", "tu", "ip", "bl",
+        "li", "se", "ma", "tp", "ad", "ve",
+    ];
+    let list: Vec<String> = columns.iter().map(|c| format!("{c}::text")).collect();
+    let rows = client
+        .query(
+            &format!("SELECT {} FROM enc_defaults ORDER BY id", list.join(", ")),
+            &[],
+        )
+        .await
+        .expect("read back");
+    let got =
+        |r: usize| -> Vec<Option<String>> { (0..columns.len()).map(|k| rows[r].get(k)).collect() };
+    let expected: Vec<Option<&str>> = vec![
+        Some("-128"),
+        Some("32767"),
+        Some("-9223372036854775808"),
+        Some("-123456789012345678901234567890"),
+        Some("12.3450"),
+        Some("1.5"),
+        Some("0.1"),
+        Some("true"),
+        Some("2024-02-29 12:34:56.789+00"),
+        Some("2024-02-29"),
+        Some("12:34:56.123456"),
+        Some("1 mon 2 days 00:00:03"),
+        Some("00112233-4455-6677-8899-aabbccddeeff"),
+        Some("50554d6e-29bb-11e5-b345-feff819cdc9f"),
+        Some("192.168.1.1/32"),
+        Some("\\x0102"),
+        Some("{1,2,3}"),
+        Some("{00112233-4455-6677-8899-aabbccddeeff}"),
+        Some("{\"a\": 1, \"b\": 2}"),
+        Some("{\"f0\": 7, \"f1\": \"x\"}"),
+        Some("{\"zip\": 123, \"street\": \"Main\"}"),
+        Some("{1.5,2,-3}"),
+    ];
+    for (k, (g, e)) in got(0).iter().zip(&expected).enumerate() {
+        assert_eq!(g.as_deref(), *e, "column {}", columns[k]);
+    }
+    let second = got(1);
+    assert_eq!(second[3].as_deref(), Some("0"));
+    assert_eq!(second[4].as_deref(), Some("-0.001"));
+    assert!(
+        second
+            .iter()
+            .enumerate()
+            .all(|(k, v)| matches!(k, 3 | 4) || v.is_none()),
+        "{second:?}"
+    );
+}
