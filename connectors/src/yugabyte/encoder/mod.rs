@@ -1064,6 +1064,19 @@ fn fixed<const W: usize>(
             rejected,
         } => {
             let mut ignored = 0;
+            let len_prefix = (W as i32).to_be_bytes();
+            if rejected.is_none() && nulls.is_none() {
+                // The common case, with nothing to skip: every slot gets a value.
+                for (slot, cursor) in cursors.iter_mut().enumerate() {
+                    let bytes = value(*start + slot, &mut ignored).unwrap_or([0; W]);
+                    let at = *cursor;
+                    let field = &mut buf[at..at + 4 + W];
+                    field[..4].copy_from_slice(&len_prefix);
+                    field[4..].copy_from_slice(&bytes);
+                    *cursor = at + 4 + W;
+                }
+                return;
+            }
             for slot in 0..*len {
                 if rejected.is_some_and(|r| r[slot]) {
                     continue;
