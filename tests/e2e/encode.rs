@@ -396,6 +396,11 @@ async fn scalars_round_trip() {
             [Some("héllo"), Some("ab"), None],
         ),
         case(
+            "name",
+            utf8([Some("pg_class"), Some(""), None]),
+            [Some("pg_class"), Some(""), None],
+        ),
+        case(
             "char(3)",
             utf8([Some("ab"), Some("abc"), None]),
             [Some("ab"), Some("abc"), None],
@@ -906,6 +911,11 @@ async fn nested_round_trip() {
         ),
         case("jsonb", int_map, [Some("{\"2\": 0.5}"), Some("{}"), None]),
         case("json", int_lists(), [Some("[1,null,3]"), Some("[]"), None]),
+        case(
+            "jsonb",
+            Arc::new(Float32Array::from(vec![Some(0.1), Some(-1e-7), None])),
+            [Some("0.1"), Some("-0.0000001"), None],
+        ),
         case(
             "jsonb",
             ts,

@@ -80,11 +80,17 @@ pub fn write_uuid(out: &mut Vec<u8>, b: &[u8]) {
     }
 }
 
-fn write_float(out: &mut Vec<u8>, v: f64) -> Result<(), String> {
+/// The shortest decimal that reads back as the same float (`Debug` prints `1e-7`, `0.1`, `1.0`:
+/// all valid JSON numbers). A Float32 is printed as one, so `0.1f32` stays `0.1`.
+fn write_float(out: &mut Vec<u8>, v: f64, single: bool) -> Result<(), String> {
     if !v.is_finite() {
         return Err(format!("{v} has no JSON form"));
     }
-    let _ = write!(out, "{v:?}");
+    let _ = if single {
+        write!(out, "{:?}", v as f32)
+    } else {
+        write!(out, "{v:?}")
+    };
     Ok(())
 }
 
@@ -208,8 +214,12 @@ pub fn write_json(
         D::UInt64 => {
             let _ = write!(out, "{}", array.as_primitive::<UInt64Type>().value(i));
         }
-        D::Float32 => write_float(out, f64::from(array.as_primitive::<Float32Type>().value(i)))?,
-        D::Float64 => write_float(out, array.as_primitive::<Float64Type>().value(i))?,
+        D::Float32 => write_float(
+            out,
+            f64::from(array.as_primitive::<Float32Type>().value(i)),
+            true,
+        )?,
+        D::Float64 => write_float(out, array.as_primitive::<Float64Type>().value(i), false)?,
         D::Decimal128(_, s) => {
             let mut buf = [0u8; 48];
             let mut c = std::io::Cursor::new(&mut buf[..]);

@@ -8,7 +8,11 @@
 
 use std::net::IpAddr;
 
-/// Text that PostgreSQL cannot store: it has no NUL in text values.
+/// `name` holds at most 63 bytes (NAMEDATALEN − 1); longer input fails the whole COPY.
+pub const NAME_MAX_BYTES: usize = 63;
+
+/// Text that PostgreSQL cannot store: it has no NUL in text values. `max_chars` is `varchar(n)`'s
+/// or `char(n)`'s n; `name` passes `usize::MAX - NAME_MAX_BYTES`… see [`check_name`].
 #[inline]
 pub fn check_text(s: &str, max_chars: Option<usize>) -> Result<(), String> {
     if s.as_bytes().contains(&0) {
@@ -22,6 +26,18 @@ pub fn check_text(s: &str, max_chars: Option<usize>) -> Result<(), String> {
                 s.chars().count()
             ));
         }
+    }
+    Ok(())
+}
+
+/// A `name` value: text of at most [`NAME_MAX_BYTES`] bytes.
+pub fn check_name(s: &str) -> Result<(), String> {
+    check_text(s, None)?;
+    if s.len() > NAME_MAX_BYTES {
+        return Err(format!(
+            "{} bytes do not fit in a name ({NAME_MAX_BYTES} at most)",
+            s.len()
+        ));
     }
     Ok(())
 }
