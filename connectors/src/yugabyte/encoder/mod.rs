@@ -91,10 +91,12 @@ enum Node {
     Float(NumTo),
     /// Integers, floats, decimals and decimal strings into numeric.
     Numeric(NumericTarget),
-    /// Strings into text, varchar(n), bpchar(n), name: the bytes, minus NULs, length-checked.
+    /// Strings into text, varchar(n), bpchar(n): the bytes, minus NULs, length-checked.
     Text {
         max_chars: Option<usize>,
     },
+    /// Strings into name (at most 63 bytes).
+    Name,
     /// A string holding a JSON document (validated), or any value serialized as JSON.
     Json {
         jsonb: bool,
@@ -513,9 +515,10 @@ fn scalar_node(dt: &DataType, pg: &PgType, version: u32) -> std::result::Result<
         {
             Node::Numeric(NumericTarget::new(pg.typmod, version))
         }
-        (d, oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME) if is_str(d) => Node::Text {
-            max_chars: (o != oid::NAME && pg.typmod >= 4).then(|| (pg.typmod - 4) as usize),
+        (d, oid::TEXT | oid::VARCHAR | oid::BPCHAR) if is_str(d) => Node::Text {
+            max_chars: (pg.typmod >= 4).then(|| (pg.typmod - 4) as usize),
         },
+        (d, oid::NAME) if is_str(d) => Node::Name,
         (d, oid::JSON | oid::JSONB) if is_str(d) => Node::Json {
             jsonb: o == oid::JSONB,
             document: true,
@@ -713,6 +716,11 @@ fn append(
         Node::Text { max_chars } => {
             let s = str_at(a, i);
             text::check_text(s, *max_chars)?;
+            out.extend_from_slice(s.as_bytes());
+        }
+        Node::Name => {
+            let s = str_at(a, i);
+            text::check_name(s)?;
             out.extend_from_slice(s.as_bytes());
         }
         Node::Json { jsonb, document } => {

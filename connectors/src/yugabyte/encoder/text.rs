@@ -12,7 +12,7 @@ use std::net::IpAddr;
 pub const NAME_MAX_BYTES: usize = 63;
 
 /// Text that PostgreSQL cannot store: it has no NUL in text values. `max_chars` is `varchar(n)`'s
-/// or `char(n)`'s n; `name` passes `usize::MAX - NAME_MAX_BYTES`… see [`check_name`].
+/// or `char(n)`'s n. For `name`, see [`check_name`].
 #[inline]
 pub fn check_text(s: &str, max_chars: Option<usize>) -> Result<(), String> {
     if s.as_bytes().contains(&0) {
@@ -170,5 +170,7 @@ mod tests {
         assert!(check_text("héllo", Some(5)).is_ok());
         assert!(check_text("héllo!", Some(5)).is_err());
         assert!(check_text("a\0", None).is_err());
+        assert!(check_name(&"n".repeat(63)).is_ok());
+        assert!(check_name(&"n".repeat(64)).is_err());
     }
 }
