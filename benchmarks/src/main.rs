@@ -154,6 +154,9 @@ struct EncodeArgs {
     /// Where the Arrow IPC file and pgpq's output go.
     #[arg(long, default_value = "target/bench-encode")]
     dir: PathBuf,
+    /// Keep the Arrow IPC file (pgpq's output is always removed once compared).
+    #[arg(long)]
+    keep: bool,
     /// The script that runs pgpq (creates its Python venv on first use).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pgpq.sh"))]
     pgpq: PathBuf,
@@ -188,6 +191,7 @@ fn encode_bench(args: EncodeArgs) -> Result<(), BoxError> {
         &warm.types,
     )?;
     drop(ferry_bytes);
+    let _ = std::fs::remove_file(&dump);
 
     let (mut single, mut pool, mut py) = (Vec::new(), Vec::new(), Vec::new());
     let mut pgpq_rss: f64 = warm.peak_rss_mb;
@@ -253,6 +257,9 @@ fn encode_bench(args: EncodeArgs) -> Result<(), BoxError> {
         rayon::current_num_threads()
     ));
     report.notes.extend(comparison);
+    if !args.keep {
+        let _ = std::fs::remove_file(&ipc);
+    }
     report.print();
     for note in &report.notes {
         println!("  {note}");
