@@ -336,7 +336,8 @@ struct Groups {
 }
 
 impl Groups {
-    #[inline]
+    // Always inlined: returned through memory, the struct costs a store-forwarding stall.
+    #[inline(always)]
     fn of(v: i128, scale: i8) -> Option<Self> {
         let pad = (4 - u32::from(scale as u8) % 4) % 4;
         let mut digits = [0i16; 11];
@@ -381,7 +382,7 @@ impl Groups {
         8 + 2 * (self.n - self.low)
     }
 
-    #[inline]
+    #[inline(always)]
     fn write(&self, out: &mut [u8], negative: bool, scale: i8) {
         let dscale = u16::from(scale as u8);
         let (ndigits, weight, sign) = match self.n {
@@ -434,7 +435,7 @@ pub fn decimal128_width(v: i128, scale: i8) -> usize {
 
 /// Writes a Decimal128 (scale 0..=36) as an unconstrained numeric into `out`, which holds
 /// [`decimal128_width`] bytes; returns that width.
-#[inline]
+#[inline(always)]
 pub fn write_decimal128(out: &mut [u8], v: i128, scale: i8, t: NumericTarget) -> usize {
     match Groups::of(v, scale) {
         Some(d) => {
