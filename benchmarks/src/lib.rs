@@ -2,8 +2,10 @@
 //!
 //! [`datagen`] writes reproducible tables into Cassandra (also used by the end-to-end tests to
 //! seed their data). Each scenario measures Ferry and its anchor in the same process run and
-//! reports the ratio ([`report`]).
+//! reports the ratio ([`report`]); [`encode`] holds the COPY encoder scenario's batches and
+//! its pgpq anchor.
 
 pub mod datagen;
+pub mod encode;
 pub mod report;
 pub mod scan;

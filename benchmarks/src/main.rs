@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 use ferry_benchmarks::datagen::{self, Shape};
+use ferry_benchmarks::encode::{self, EncodeShape};
 use ferry_benchmarks::report::{Figure, ScenarioReport, median, peak_rss_mb};
 use ferry_benchmarks::scan::{Pass, ferry_scan, fetch_only};
 use std::sync::Arc;
@@ -133,6 +134,142 @@ async fn scan(args: ScanArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
+#[derive(Debug, clap::Args)]
+struct EncodeArgs {
+    /// Rows in the benchmark batches.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Table shape.
+    #[arg(long, value_enum, default_value = "mixed")]
+    shape: EncodeShape,
+    /// Rows per Arrow batch (DataFusion's default batch size).
+    #[arg(long, default_value_t = 8192)]
+    batch_rows: usize,
+    /// Runs of each side; the figures are medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Where the Arrow IPC file and pgpq's output go.
+    #[arg(long, default_value = "target/bench-encode")]
+    dir: PathBuf,
+    /// Keep the Arrow IPC file (pgpq's output is always removed once compared).
+    #[arg(long)]
+    keep: bool,
+    /// The script that runs pgpq (creates its Python venv on first use).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pgpq.sh"))]
+    pgpq: PathBuf,
+}
+
+fn encode_bench(args: EncodeArgs) -> Result<(), BoxError> {
+    std::fs::create_dir_all(&args.dir)?;
+    let shape_name = format!("{:?}", args.shape).to_lowercase();
+    let ipc = args.dir.join(format!("{shape_name}-{}.arrow", args.rows));
+    let dump = args
+        .dir
+        .join(format!("{shape_name}-{}.pgpq.copy", args.rows));
+    eprintln!(
+        "writing {} rows of {shape_name} to {}",
+        args.rows,
+        ipc.display()
+    );
+    encode::write_ipc(args.shape, args.rows, args.batch_rows, &ipc)?;
+    let batches = encode::read_ipc(&ipc)?;
+    let encoder = ferry_connectors::yugabyte::CopyEncoder::try_new(
+        &args.shape.schema(),
+        &args.shape.target(),
+    )?;
+
+    // Warm-up of both sides, which also produces the bytes to compare.
+    let ferry_bytes = encode::ferry_stream(&encoder, &batches);
+    let warm = encode::pgpq(&args.pgpq, &ipc, Some(&dump))?;
+    let comparison = encode::compare(
+        args.shape,
+        &ferry_bytes,
+        &std::fs::read(&dump)?,
+        &warm.types,
+    )?;
+    drop(ferry_bytes);
+    let _ = std::fs::remove_file(&dump);
+
+    let (mut single, mut pool, mut py) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pgpq_rss: f64 = warm.peak_rss_mb;
+    for _ in 0..args.runs.max(1) {
+        // Alternate the three, so drift on a shared machine hits all alike.
+        single.push(encode::ferry_single(&encoder, &batches));
+        pool.push(encode::ferry_pool(&encoder, &batches));
+        let run = encode::pgpq(&args.pgpq, &ipc, None)?;
+        pgpq_rss = pgpq_rss.max(run.peak_rss_mb);
+        py.push(encode::Pass {
+            rows: run.rows,
+            bytes: run.bytes,
+            seconds: run.seconds.first().copied().unwrap_or(f64::NAN),
+        });
+    }
+    for (name, passes) in [("ferry-1t", &single), ("ferry", &pool), ("pgpq", &py)] {
+        if let Some(bad) = passes.iter().find(|p| p.rows != args.rows) {
+            return Err(format!("{name} encoded {} rows, expected {}", bad.rows, args.rows).into());
+        }
+    }
+    let figure = |name: &str, passes: &[encode::Pass], rss: f64| {
+        let rps: Vec<f64> = passes.iter().map(|p| p.rows as f64 / p.seconds).collect();
+        let mbps: Vec<f64> = passes
+            .iter()
+            .map(|p| p.bytes as f64 / 1e6 / p.seconds)
+            .collect();
+        Figure {
+            name: name.into(),
+            rows_per_s: median(&rps),
+            mb_per_s: median(&mbps),
+            peak_rss_mb: rss,
+            runs_rows_per_s: rps,
+        }
+    };
+    let mut report = ScenarioReport::new("encode", args.rows);
+    report.versions.insert("pgpq".into(), warm.pgpq.clone());
+    report
+        .versions
+        .insert("pyarrow".into(), warm.pyarrow.clone());
+    report
+        .figures
+        .push(figure("ferry-1t", &single, peak_rss_mb()));
+    report.figures.push(figure("ferry", &pool, peak_rss_mb()));
+    report.figures.push(figure("pgpq", &py, pgpq_rss));
+    let ratio = |ours: &[encode::Pass]| {
+        let r: Vec<f64> = ours
+            .iter()
+            .zip(&py)
+            .map(|(f, p)| p.seconds / f.seconds)
+            .collect();
+        median(&r)
+    };
+    report.ratios.insert("ferry-1t/pgpq".into(), ratio(&single));
+    report.ratios.insert("ferry/pgpq".into(), ratio(&pool));
+    report.notes.push(format!(
+        "shape {shape_name}, {} rows in batches of {}, {} runs each (medians, run by run ratios), \
+         one warm-up pass each; Ferry into the DESIGN.md default types, pgpq into its inferred \
+         types; pgpq timed inside Python around its encode loop only; ferry-1t on one thread, \
+         ferry on the rayon pool ({} threads); Ferry's peak RSS is the whole bench process's",
+        args.rows,
+        args.batch_rows,
+        args.runs,
+        rayon::current_num_threads()
+    ));
+    report.notes.extend(comparison);
+    if !args.keep {
+        let _ = std::fs::remove_file(&ipc);
+    }
+    report.print();
+    for note in &report.notes {
+        println!("  {note}");
+    }
+    if let Some(path) = &args.json {
+        report.write(path)?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "ferry-bench", about = "Ferry's benchmarks and data generator")]
 struct Cli {
@@ -144,6 +281,8 @@ struct Cli {
 enum Command {
     /// Scan-only throughput: Ferry's Arrow scan against a driver-only fetch loop.
     Scan(ScanArgs),
+    /// COPY encoding throughput: Ferry's encoder against pgpq on the same Arrow batches.
+    Encode(EncodeArgs),
     /// Write a reproducible table into Cassandra.
     Datagen {
         /// Table shape.
@@ -169,6 +308,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Scan(args) => match scan(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Encode(args) => match encode_bench(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -62,6 +62,9 @@ pub struct TableReport {
     pub unit_retries: u64,
     /// COPY bytes sent.
     pub copy_bytes: u64,
+    /// Values written with their sub-microsecond digits dropped (nanosecond timestamps, times,
+    /// intervals; PostgreSQL keeps microseconds).
+    pub truncated_values: u64,
     /// `rows_written / elapsed_s`.
     pub rows_per_s: f64,
     /// The first rejects, with split, row, column and reason.

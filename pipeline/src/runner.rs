@@ -204,6 +204,7 @@ async fn worker(
             split = unit,
             rows = outcome.rows_written,
             rejected = outcome.rejects.len(),
+            truncated = outcome.truncated,
             "unit committed"
         );
         let mut report = progress.report.lock().await;
@@ -212,6 +213,7 @@ async fn worker(
         report.rows_written += outcome.rows_written;
         report.rows_rejected += outcome.rejects.len() as u64;
         report.copy_bytes += outcome.bytes;
+        report.truncated_values += outcome.truncated;
         for reject in outcome.rejects {
             tracing::warn!(
                 table = %plan.source, split = unit, row = reject.row,

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod config_errors;
+mod encode;
 mod migrate;
 mod placement;
 mod pushdown;

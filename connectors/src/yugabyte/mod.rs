@@ -22,5 +22,6 @@ pub use sink::{
     write_unit_isolating,
 };
 pub use types::{
-    ServerInfo, TargetColumn, TargetForeignKey, TargetIndex, TargetKeys, TargetTable, quote_ident,
+    PgShape, PgType, ServerInfo, TargetColumn, TargetForeignKey, TargetIndex, TargetKeys,
+    TargetTable, quote_ident,
 };

@@ -128,6 +128,8 @@ pub struct UnitOutcome {
     pub rejects: Vec<Reject>,
     /// COPY bytes sent.
     pub bytes: u64,
+    /// Values whose sub-microsecond digits were dropped (see [`super::encoder::EncodedBatch`]).
+    pub truncated: u64,
 }
 
 /// Something a COPY can run on: a connection (autocommit, fast mode) or a transaction.
@@ -189,6 +191,7 @@ pub async fn write_unit(
         let first_row = outcome.rows_read as usize;
         outcome.rows_read += (batch.rows + batch.rejects.len()) as u64;
         outcome.bytes += batch.bytes() as u64;
+        outcome.truncated += batch.truncated;
         outcome
             .rejects
             .extend(batch.rejects.into_iter().map(|mut r| {
@@ -247,6 +250,7 @@ pub async fn write_unit_isolating(
                         })?;
                     outcome.rows_written += written;
                     outcome.bytes += bytes;
+                    outcome.truncated += encoded.truncated;
                     outcome
                         .rejects
                         .extend(encoded.rejects.into_iter().map(|mut r| {
