@@ -95,7 +95,7 @@ pub enum ConnectorError {
     NoTargetServer { reason: String },
 
     /// A statement on the target failed.
-    #[error("target {what} failed: {source}")]
+    #[error("target {what} failed: {}", postgres_message(.source))]
     Postgres {
         what: String,
         #[source]
@@ -144,6 +144,21 @@ impl ConnectorError {
                 .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23")),
             _ => false,
         }
+    }
+}
+
+/// The server's own words for a database error (tokio-postgres prints only "db error"): the
+/// message, SQLSTATE, and detail when there is one.
+pub fn postgres_message(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!("; {detail}"));
+            }
+            text
+        }
+        None => err.to_string(),
     }
 }
 

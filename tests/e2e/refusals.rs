@@ -160,3 +160,41 @@ async fn fast_mode_is_refused_on_postgresql_with_the_reason() {
         .get(0);
     assert_eq!(n, 0, "nothing is written when fast mode is refused");
 }
+
+#[tokio::test]
+async fn a_permanent_server_error_fails_the_unit_with_the_servers_words() {
+    let session = support::cassandra().await;
+    let client = support::postgres().await;
+    crate::migrate::seed_source(&session, "triggered", 10, 4).await;
+    crate::migrate::create_target(
+        &client,
+        "refusal_triggered",
+        "account_id bigint, event_id uuid, kind text, amount double precision, ok boolean, \
+         seq integer, at timestamptz",
+    )
+    .await;
+    client
+        .batch_execute(
+            "CREATE OR REPLACE FUNCTION refusal_no_rows() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'this table takes no rows today'; END $$; \
+             CREATE TRIGGER refusal_no_rows BEFORE INSERT ON refusal_triggered \
+             FOR EACH ROW EXECUTE FUNCTION refusal_no_rows()",
+        )
+        .await
+        .expect("create trigger");
+    let dir = support::scratch_dir("refusals_trigger");
+    let config = support::write_config(
+        &dir,
+        "splits = 2\nunit_attempts = 1",
+        &format!(
+            "[[table]]\nsource = \"{}.triggered\"\ntarget = \"refusal_triggered\"",
+            crate::migrate::KEYSPACE
+        ),
+    );
+    let out = support::ferry(&["migrate", "--config", config.to_str().expect("utf-8 path")]);
+    support::assert_clean_failure(
+        &out,
+        1,
+        &["this table takes no rows today", "SQLSTATE P0001", "split"],
+    );
+}
