@@ -5,5 +5,6 @@
 //! reports the ratio ([`report`]).
 
 pub mod datagen;
+pub mod load;
 pub mod report;
 pub mod scan;

@@ -144,6 +144,9 @@ struct Cli {
 enum Command {
     /// Scan-only throughput: Ferry's Arrow scan against a driver-only fetch loop.
     Scan(ScanArgs),
+    /// Load-only throughput: pre-encoded batches over 1..M connections against the server's own
+    /// `COPY FROM 'file'` of the same bytes.
+    Load(ferry_benchmarks::load::LoadArgs),
     /// Write a reproducible table into Cassandra.
     Datagen {
         /// Table shape.
@@ -169,6 +172,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Scan(args) => match scan(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Load(args) => match ferry_benchmarks::load::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
