@@ -7,5 +7,6 @@
 
 pub mod datagen;
 pub mod encode;
+pub mod load;
 pub mod report;
 pub mod scan;

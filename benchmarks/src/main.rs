@@ -283,6 +283,9 @@ enum Command {
     Scan(ScanArgs),
     /// COPY encoding throughput: Ferry's encoder against pgpq on the same Arrow batches.
     Encode(EncodeArgs),
+    /// Load-only throughput: pre-encoded batches over 1..M connections against the server's own
+    /// `COPY FROM 'file'` of the same bytes.
+    Load(ferry_benchmarks::load::LoadArgs),
     /// Write a reproducible table into Cassandra.
     Datagen {
         /// Table shape.
@@ -315,6 +318,13 @@ async fn main() -> ExitCode {
             }
         },
         Command::Encode(args) => match encode_bench(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Load(args) => match ferry_benchmarks::load::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
