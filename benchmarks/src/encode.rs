@@ -210,13 +210,7 @@ pub fn read_ipc(path: &Path) -> Result<Vec<RecordBatch>, BoxError> {
     Ok(reader.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// One timed pass: rows and COPY bytes out, seconds taken.
-#[derive(Debug, Clone, Copy)]
-pub struct Pass {
-    pub rows: u64,
-    pub bytes: u64,
-    pub seconds: f64,
-}
+pub use crate::report::Pass;
 
 /// Ferry on the calling thread only, batch after batch. Each batch's bytes are counted and
 /// dropped, as a COPY sink would after sending them (pgpq's side does the same).

@@ -414,20 +414,7 @@ pub async fn run(args: LoadArgs) -> Result<(), BoxError> {
     let (server, ferry) = result?;
 
     let rate = |p: &Pass| p.rows as f64 / p.seconds;
-    let figure = |name: String, passes: &[Pass]| {
-        let rps: Vec<f64> = passes.iter().map(rate).collect();
-        let mbps: Vec<f64> = passes
-            .iter()
-            .map(|p| p.bytes as f64 / 1e6 / p.seconds)
-            .collect();
-        Figure {
-            name,
-            rows_per_s: median(&rps),
-            mb_per_s: median(&mbps),
-            peak_rss_mb: peak_rss_mb(),
-            runs_rows_per_s: rps,
-        }
-    };
+    let figure = |name: String, passes: &[Pass]| Figure::from_passes(name, passes, peak_rss_mb());
     let mut report = ScenarioReport::new("load", args.rows);
     report.figures.push(figure("server-copy".into(), &server));
     // Per-run ratios against the ceiling measured in the same run.

@@ -97,20 +97,7 @@ async fn scan(args: ScanArgs) -> Result<(), BoxError> {
             return Err(format!("{name} read {} rows, expected {}", bad.rows, args.rows).into());
         }
     }
-    let figure = |name: &str, passes: &[Pass]| {
-        let rps: Vec<f64> = passes.iter().map(|p| p.rows as f64 / p.seconds).collect();
-        let mbps: Vec<f64> = passes
-            .iter()
-            .map(|p| p.bytes as f64 / 1e6 / p.seconds)
-            .collect();
-        Figure {
-            name: name.into(),
-            rows_per_s: median(&rps),
-            mb_per_s: median(&mbps),
-            peak_rss_mb: peak_rss_mb(),
-            runs_rows_per_s: rps,
-        }
-    };
+    let figure = |name: &str, passes: &[Pass]| Figure::from_passes(name, passes, peak_rss_mb());
     let mut report = ScenarioReport::new("scan", args.rows);
     report.figures.push(figure("fetch-only", &fetch));
     report.figures.push(figure("ferry", &ferry));
@@ -212,20 +199,8 @@ fn encode_bench(args: EncodeArgs) -> Result<(), BoxError> {
             return Err(format!("{name} encoded {} rows, expected {}", bad.rows, args.rows).into());
         }
     }
-    let figure = |name: &str, passes: &[encode::Pass], rss: f64| {
-        let rps: Vec<f64> = passes.iter().map(|p| p.rows as f64 / p.seconds).collect();
-        let mbps: Vec<f64> = passes
-            .iter()
-            .map(|p| p.bytes as f64 / 1e6 / p.seconds)
-            .collect();
-        Figure {
-            name: name.into(),
-            rows_per_s: median(&rps),
-            mb_per_s: median(&mbps),
-            peak_rss_mb: rss,
-            runs_rows_per_s: rps,
-        }
-    };
+    let figure =
+        |name: &str, passes: &[encode::Pass], rss: f64| Figure::from_passes(name, passes, rss);
     let mut report = ScenarioReport::new("encode", args.rows);
     report.versions.insert("pgpq".into(), warm.pgpq.clone());
     report

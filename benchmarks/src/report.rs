@@ -6,6 +6,20 @@ use std::path::Path;
 
 use serde::Serialize;
 
+/// One timed run of one side of a scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass {
+    pub rows: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+impl Pass {
+    pub fn rows_per_s(&self) -> f64 {
+        self.rows as f64 / self.seconds
+    }
+}
+
 /// One measured thing: the median of several runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure {
@@ -15,6 +29,24 @@ pub struct Figure {
     pub peak_rss_mb: f64,
     /// Every run's rows/s, so the spread is visible.
     pub runs_rows_per_s: Vec<f64>,
+}
+
+impl Figure {
+    /// The median of `passes`, with the peak RSS measured by the caller.
+    pub fn from_passes(name: impl Into<String>, passes: &[Pass], peak_rss_mb: f64) -> Self {
+        let rps: Vec<f64> = passes.iter().map(Pass::rows_per_s).collect();
+        let mbps: Vec<f64> = passes
+            .iter()
+            .map(|p| p.bytes as f64 / 1e6 / p.seconds)
+            .collect();
+        Figure {
+            name: name.into(),
+            rows_per_s: median(&rps),
+            mb_per_s: median(&mbps),
+            peak_rss_mb,
+            runs_rows_per_s: rps,
+        }
+    }
 }
 
 /// A scenario's result.

@@ -16,13 +16,7 @@ use scylla::response::{PagingState, PagingStateResponse};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// One timed pass: rows and bytes seen, and seconds taken.
-#[derive(Debug, Clone, Copy)]
-pub struct Pass {
-    pub rows: u64,
-    pub bytes: u64,
-    pub seconds: f64,
-}
+pub use crate::report::Pass;
 
 /// Fetches every page of every split with the driver and counts rows, decoding nothing.
 pub async fn fetch_only(
