@@ -132,3 +132,57 @@ async fn a_run_killed_mid_table_resumes_and_loads_every_row_exactly_once() {
         source_hash(&session, "resume").await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_whose_connection_is_terminated_leaves_nothing_and_succeeds_on_retry() {
+    const ROWS: u64 = 40_000;
+    let session = support::cassandra().await;
+    let client = support::postgres().await;
+    seed_source(&session, "terminated", ROWS, 43).await;
+    // No primary key: rows of the killed attempt left behind would show as duplicates.
+    create_target(&client, "e2e_terminated", COLUMNS).await;
+    let dir = support::scratch_dir("resume_terminated");
+    let config = support::write_config_with_source(
+        &dir,
+        "page_size = 200",
+        "connections = 1\nsplits = 8",
+        &format!("[[table]]\nsource = \"{KEYSPACE}.terminated\"\ntarget = \"e2e_terminated\""),
+    );
+    let config_path = config.clone();
+    let run = tokio::task::spawn_blocking(move || support::migrate_ok(&config_path));
+
+    // Terminate the backend in the middle of its first COPY.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let killed: Option<bool> = client
+            .query_opt(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE query LIKE 'COPY \"public\".\"e2e_terminated\"%' AND state = 'active' \
+                 LIMIT 1",
+                &[],
+            )
+            .await
+            .expect("look for the COPY")
+            .map(|r| r.get(0));
+        if killed == Some(true) {
+            break;
+        }
+        assert!(
+            !run.is_finished(),
+            "the run ended before its COPY could be terminated"
+        );
+        assert!(Instant::now() < deadline, "no COPY seen in 120 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let report = run.await.expect("join");
+    let table = &report["tables"][0];
+    assert!(
+        table["unit_retries"].as_u64().expect("retries") >= 1,
+        "the terminated unit was retried: {table}"
+    );
+    assert_eq!(table["rows_written"], serde_json::json!(ROWS));
+    assert_eq!(
+        target_hash(&client, "e2e_terminated").await,
+        source_hash(&session, "terminated").await
+    );
+}
