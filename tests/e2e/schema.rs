@@ -488,3 +488,42 @@ fn a_misspelt_create_tables_is_a_config_error() {
     let out = support::ferry(&["schema", "-c", config.to_str().expect("utf-8 path")]);
     support::assert_clean_failure(&out, 2, &["create_table"]);
 }
+
+/// Every column of the torture table, identity transform, `create_tables`: the generated table
+/// takes the whole migration; only rows holding dates or timestamps outside PostgreSQL's range
+/// are rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_tables_takes_a_full_migration_of_the_torture_table() {
+    const KS: &str = "ferry_schema_full";
+    let session = support::cassandra().await;
+    let client = support::postgres().await;
+    torture::seed_into(&session, KS, "everything").await;
+    drop_target(&client, "schema_torture_full").await;
+    let dir = support::scratch_dir("schema_torture_full");
+    let config = support::write_config(
+        &dir,
+        "connections = 2\nsplits = 4\ncreate_tables = true",
+        &format!("[[table]]\nsource = \"{KS}.everything\"\ntarget = \"schema_torture_full\""),
+    );
+    let report = support::migrate_ok(&config);
+    let t = &report["tables"][0];
+    let (read, written, rejected) = (
+        t["rows_read"].as_u64().expect("rows_read"),
+        t["rows_written"].as_u64().expect("rows_written"),
+        t["rows_rejected"].as_u64().expect("rows_rejected"),
+    );
+    assert_eq!(read, torture::SEEDED_ROWS as u64, "{t}");
+    assert_eq!(read, written + rejected, "{t}");
+    // The four rows of the subset test, and one whose list of dates holds one out of range.
+    assert_eq!(rejected, 5, "{t}");
+    for reject in t["rejects"].as_array().expect("rejects") {
+        let reason = reject["reason"].as_str().expect("reason");
+        assert!(reason.contains("outside PostgreSQL's range"), "{reject}");
+    }
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM schema_torture_full", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count as u64, written);
+}
