@@ -56,6 +56,10 @@ pub struct RunConfig {
     /// target rows are left as they are.
     #[serde(skip)]
     pub fresh: bool,
+    /// Stop a table once more rows than this have been rejected (by the encoder or the target).
+    /// Units committed until then stay; fix the cause and run again to resume. Default: no limit.
+    #[serde(default)]
+    pub max_rejects: Option<u64>,
     /// How units are written: `"transactional"` (default; each unit one transaction with its
     /// checkpoint) or `"fast"` (YugabyteDB only: non-transactional upserts, idempotent by primary
     /// key; refused for tables with secondary indexes or foreign keys).
@@ -77,6 +81,7 @@ impl Default for RunConfig {
             fresh: false,
             create_tables: false,
             mode: WriteMode::default(),
+            max_rejects: None,
         }
     }
 }
@@ -122,6 +127,9 @@ pub struct TableConfig {
     /// How this table's units are written, overriding `run.mode`.
     #[serde(default)]
     pub mode: Option<WriteMode>,
+    /// This table's reject limit, overriding `run.max_rejects`.
+    #[serde(default)]
+    pub max_rejects: Option<u64>,
 }
 
 /// How work units are written.

@@ -51,6 +51,18 @@ pub enum PipelineError {
         source: Box<PipelineError>,
     },
 
+    /// A table rejected more rows than its `max_rejects`.
+    #[error(
+        "table {table}: {rejected} rows rejected, more than max_rejects = {max}; the report lists \
+         the first rejects with their reasons: fix the data, the transform or the target, then \
+         run again to resume (committed units are kept)"
+    )]
+    TooManyRejects {
+        table: String,
+        rejected: u64,
+        max: u64,
+    },
+
     /// The run state in the target (schema `ferry_state`) is not what this run expects.
     #[error("run state: {0}")]
     RunState(String),

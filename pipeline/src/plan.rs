@@ -35,6 +35,8 @@ pub struct TablePlan {
     pub split_aligned: bool,
     pub counters: Arc<ScanCounters>,
     pub mode: WriteMode,
+    /// Rejected rows beyond which the table stops.
+    pub max_rejects: Option<u64>,
 }
 
 impl TablePlan {
@@ -173,5 +175,6 @@ pub async fn plan_table(
         split_aligned,
         counters: planned.counters,
         mode,
+        max_rejects: table.max_rejects.or(config.run.max_rejects),
     })
 }

@@ -223,6 +223,16 @@ async fn worker(
                 report.rejects.push(RejectRecord::new(unit, reject));
             }
         }
+        if let Some(max) = plan.max_rejects
+            && report.rows_rejected > max
+        {
+            progress.next.store(usize::MAX / 2, Ordering::SeqCst);
+            return Err(PipelineError::TooManyRejects {
+                table: plan.source.clone(),
+                rejected: report.rows_rejected,
+                max,
+            });
+        }
     }
 }
 

@@ -198,3 +198,65 @@ async fn a_permanent_server_error_fails_the_unit_with_the_servers_words() {
         &["this table takes no rows today", "SQLSTATE P0001", "split"],
     );
 }
+
+#[tokio::test]
+async fn a_table_stops_once_it_rejects_more_than_max_rejects() {
+    let session = support::cassandra().await;
+    support::keyspace(&session, KEYSPACE).await;
+    support::cql(
+        &session,
+        &format!("DROP TABLE IF EXISTS {KEYSPACE}.limited"),
+    )
+    .await;
+    support::cql(
+        &session,
+        &format!("CREATE TABLE {KEYSPACE}.limited (id int PRIMARY KEY, qty int)"),
+    )
+    .await;
+    let insert = session
+        .prepare(format!(
+            "INSERT INTO {KEYSPACE}.limited (id, qty) VALUES (?, ?)"
+        ))
+        .await
+        .expect("prepare");
+    // Every fourth row has no qty, which the target refuses: about 12 per unit of 4.
+    for i in 0..200i32 {
+        let qty = (i % 4 != 0).then_some(i);
+        session
+            .execute_unpaged(&insert, (i, qty))
+            .await
+            .expect("insert");
+    }
+    let client = support::postgres().await;
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS refusal_limited; \
+             CREATE TABLE refusal_limited (id int PRIMARY KEY, qty int NOT NULL)",
+        )
+        .await
+        .expect("create target");
+    let dir = support::scratch_dir("refusals_max_rejects");
+    let config = support::write_config(
+        &dir,
+        "splits = 4\nconnections = 1",
+        &format!(
+            "[[table]]\nsource = \"{KEYSPACE}.limited\"\ntarget = \"refusal_limited\"\n\
+             max_rejects = 10"
+        ),
+    );
+    let out = support::ferry(&["migrate", "--config", config.to_str().expect("utf-8 path")]);
+    support::assert_clean_failure(
+        &out,
+        1,
+        &["more than max_rejects = 10", "run again to resume"],
+    );
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM refusal_limited", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert!(
+        n < 150,
+        "the table stopped before loading every good row ({n})"
+    );
+}
