@@ -177,11 +177,7 @@ async fn create_tables_takes_a_migration_of_the_torture_table() {
     );
     let report = support::migrate_ok(&config);
     let t = &report["tables"][0];
-    let (read, written, rejected) = (
-        t["rows_read"].as_u64().expect("rows_read"),
-        t["rows_written"].as_u64().expect("rows_written"),
-        t["rows_rejected"].as_u64().expect("rows_rejected"),
-    );
+    let (read, written, rejected) = row_counts(t);
     assert_eq!(read, torture::SEEDED_ROWS as u64, "{t}");
     assert_eq!(read, written + rejected, "{t}");
     // Rejected: the rows (1, 0..=3), whose timestamps or dates are outside PostgreSQL's range.
@@ -494,24 +490,22 @@ fn a_misspelt_create_tables_is_a_config_error() {
 /// are rejected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_tables_takes_a_full_migration_of_the_torture_table() {
-    const KS: &str = "ferry_schema_full";
+    const KS: &str = "ferry_schema_full_migrate";
     let session = support::cassandra().await;
     let client = support::postgres().await;
     torture::seed_into(&session, KS, "everything").await;
-    drop_target(&client, "schema_torture_full").await;
-    let dir = support::scratch_dir("schema_torture_full");
+    drop_target(&client, "schema_torture_full_migrate").await;
+    let dir = support::scratch_dir("schema_torture_full_migrate");
     let config = support::write_config(
         &dir,
         "connections = 2\nsplits = 4\ncreate_tables = true",
-        &format!("[[table]]\nsource = \"{KS}.everything\"\ntarget = \"schema_torture_full\""),
+        &format!(
+            "[[table]]\nsource = \"{KS}.everything\"\ntarget = \"schema_torture_full_migrate\""
+        ),
     );
     let report = support::migrate_ok(&config);
     let t = &report["tables"][0];
-    let (read, written, rejected) = (
-        t["rows_read"].as_u64().expect("rows_read"),
-        t["rows_written"].as_u64().expect("rows_written"),
-        t["rows_rejected"].as_u64().expect("rows_rejected"),
-    );
+    let (read, written, rejected) = row_counts(t);
     assert_eq!(read, torture::SEEDED_ROWS as u64, "{t}");
     assert_eq!(read, written + rejected, "{t}");
     // The four rows of the subset test, and one whose list of dates holds one out of range.
@@ -521,9 +515,19 @@ async fn create_tables_takes_a_full_migration_of_the_torture_table() {
         assert!(reason.contains("outside PostgreSQL's range"), "{reject}");
     }
     let count: i64 = client
-        .query_one("SELECT count(*) FROM schema_torture_full", &[])
+        .query_one("SELECT count(*) FROM schema_torture_full_migrate", &[])
         .await
         .expect("count")
         .get(0);
     assert_eq!(count as u64, written);
+}
+
+/// `(rows_read, rows_written, rows_rejected)` of a table report.
+fn row_counts(t: &serde_json::Value) -> (u64, u64, u64) {
+    let count = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("{k} in {t}"));
+    (
+        count("rows_read"),
+        count("rows_written"),
+        count("rows_rejected"),
+    )
 }

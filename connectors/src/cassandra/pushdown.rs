@@ -213,10 +213,12 @@ fn filtering_condition(source: &SourceTable, filter: &Expr) -> Option<CqlConditi
         Operator::GtEq => ">=",
         _ => return None,
     };
-    if op != "=" && !ordered_like_arrow(column) {
-        return None;
-    }
-    if op == "=" && !equal_like_arrow(column) {
+    let allowed = match comparable(column) {
+        Comparable::Order => true,
+        Comparable::Equality => op == "=",
+        Comparable::No => false,
+    };
+    if !allowed {
         return None;
     }
     Some(CqlCondition {
@@ -226,48 +228,34 @@ fn filtering_condition(source: &SourceTable, filter: &Expr) -> Option<CqlConditi
     })
 }
 
-/// Whether CQL equality on `column` is Arrow's equality of its decoded values.
-fn equal_like_arrow(column: &SourceColumn) -> bool {
-    use NativeType as N;
-    matches!(
-        column.cql_type.unfrozen(),
-        CqlType::Native(
-            N::TinyInt
-                | N::SmallInt
-                | N::Int
-                | N::BigInt
-                | N::Boolean
-                | N::Text
-                | N::Ascii
-                | N::Uuid
-                | N::TimeUuid
-                | N::Timestamp
-                | N::Date
-                | N::Time
-                | N::Blob
-        )
-    )
+/// Which comparisons Cassandra evaluates on `column` exactly as Arrow does on its decoded values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Comparable {
+    No,
+    /// `=` only: booleans, uuids, and timeuuids (CQL orders them by time first).
+    Equality,
+    /// `=`, `<`, `<=`, `>`, `>=`. Not floats (NaN, -0) or varint/decimal/inet (strings in Arrow).
+    Order,
 }
 
-/// Whether CQL's `<`/`>` on `column` order values as Arrow orders the decoded values. Not for
-/// floats (NaN, -0), timeuuids (time first), or varint/decimal/inet (strings in Arrow).
-fn ordered_like_arrow(column: &SourceColumn) -> bool {
+fn comparable(column: &SourceColumn) -> Comparable {
     use NativeType as N;
-    matches!(
-        column.cql_type.unfrozen(),
+    match column.cql_type.unfrozen() {
         CqlType::Native(
             N::TinyInt
-                | N::SmallInt
-                | N::Int
-                | N::BigInt
-                | N::Text
-                | N::Ascii
-                | N::Timestamp
-                | N::Date
-                | N::Time
-                | N::Blob
-        )
-    )
+            | N::SmallInt
+            | N::Int
+            | N::BigInt
+            | N::Text
+            | N::Ascii
+            | N::Timestamp
+            | N::Date
+            | N::Time
+            | N::Blob,
+        ) => Comparable::Order,
+        CqlType::Native(N::Boolean | N::Uuid | N::TimeUuid) => Comparable::Equality,
+        _ => Comparable::No,
+    }
 }
 
 /// One partition to read: its key values (in key order) and its token.
