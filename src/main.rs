@@ -1,14 +1,22 @@
 //! The `ferry` command: argument parsing, output and exit codes. No migration logic lives here.
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ferry::pipeline::progress::{Display, DisplayTask, RunProgress, clock, group};
 use ferry::pipeline::query::{self, OutputFormat, QuerySession};
 use ferry::pipeline::report::Status;
 use ferry::pipeline::schema::SchemaOutput;
+use ferry::pipeline::status;
 use ferry::pipeline::{Config, PipelineError, Report};
+use indicatif::{MultiProgress, ProgressDrawTarget};
+use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// Move Apache Cassandra tables into YugabyteDB through Apache Arrow.
 #[derive(Debug, Parser)]
@@ -31,10 +39,29 @@ enum Command {
         /// The run to start or resume (overrides `run.id`); units it committed are skipped.
         #[arg(long)]
         run_id: Option<String>,
-        /// Forget the run's checkpoints first and load every unit again. Target rows already
-        /// there stay: empty the tables first, or expect duplicates.
+        /// Start over: empty every target table of the config and forget the run's progress,
+        /// then load everything. Asks first on a terminal.
         #[arg(long)]
-        fresh: bool,
+        restart: bool,
+        /// Do not ask before `--restart` empties the target tables.
+        #[arg(long, requires = "restart")]
+        yes: bool,
+        /// How progress is shown: bars on a terminal, log lines otherwise (`auto`).
+        #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+        progress: ProgressMode,
+    },
+    /// Show where a run stands: per table the units done, rows, rejects, rate and ETA, read from
+    /// the run state in the target database (Cassandra is not needed).
+    Status {
+        /// The config file (ferry.toml).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// The run to show (overrides `run.id`).
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the CREATE TABLE statement of every configured table's target, generated from the
     /// Cassandra schema through the transform, in the target server's syntax.
@@ -66,6 +93,17 @@ enum Command {
     },
 }
 
+/// How `migrate` shows progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProgressMode {
+    /// Bars when stderr is a terminal, log lines otherwise.
+    Auto,
+    /// indicatif bars, one per table.
+    Bars,
+    /// A structured `progress` log line per table every 10 seconds.
+    Log,
+}
+
 /// Output formats of `ferry query`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
@@ -92,19 +130,31 @@ const EXIT_FAILED: u8 = 1;
 /// Exit code for bad input found before any data moved (config, arguments, a query that cannot
 /// be planned).
 const EXIT_INVALID: u8 = 2;
+/// Exit code for a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A query's result is the output; the driver's connection chatter would only bury it.
     let default_level = match cli.command {
-        Command::Query { .. } | Command::Schema { .. } => "warn",
+        Command::Query { .. } | Command::Schema { .. } | Command::Status { .. } => "warn",
         Command::Migrate { .. } => "info",
     };
+    let bars = match cli.command {
+        Command::Migrate { progress, .. } => match progress {
+            ProgressMode::Bars => true,
+            ProgressMode::Log => false,
+            ProgressMode::Auto => std::io::stderr().is_terminal(),
+        },
+        _ => false,
+    };
+    let multi = bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(LogWriter(multi.clone()))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -117,16 +167,129 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    runtime.block_on(run(cli))
+    runtime.block_on(run(cli, multi))
 }
 
-async fn run(cli: Cli) -> ExitCode {
+/// Log lines go to stderr; with progress bars, through [`MultiProgress::suspend`], so that a
+/// line is printed above the bars instead of through them.
+#[derive(Clone)]
+struct LogWriter(Option<MultiProgress>);
+
+/// One log event, written whole when dropped.
+struct LogLine {
+    buf: Vec<u8>,
+    multi: Option<MultiProgress>,
+}
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> LogLine {
+        LogLine {
+            buf: Vec::with_capacity(256),
+            multi: self.0.clone(),
+        }
+    }
+}
+
+impl Write for LogLine {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        // Nowhere to report a failed write to stderr.
+        let write = || drop(std::io::stderr().write_all(&self.buf));
+        match &self.multi {
+            Some(multi) => multi.suspend(write),
+            None => write(),
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM stops the run gracefully: no new unit starts, units in flight finish or
+/// roll back. A second one exits at once; the server rolls back what was in flight.
+fn stop_on_signals(progress: Arc<RunProgress>) {
+    tokio::spawn(async move {
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            tracing::warn!("cannot listen for SIGTERM; Ctrl-C still stops the run");
+            let _ = tokio::signal::ctrl_c().await;
+            progress.stop();
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        progress.stop();
+        tracing::warn!(
+            "stopping: no new unit starts, units in flight finish or roll back; the run resumes \
+             when started again (a second Ctrl-C exits at once)"
+        );
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("error: stopped at once; units in flight roll back, run again to resume");
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    });
+}
+
+/// `--restart` empties tables: confirm it on a terminal; elsewhere `--yes` must say so.
+fn confirm_restart(config: &Config) -> Result<(), String> {
+    let mut what: Vec<String> = config
+        .tables
+        .iter()
+        .map(|t| {
+            let (schema, name) = t.target_parts(&config.target.schema);
+            format!("  {schema}.{name}")
+        })
+        .collect();
+    for k in &config.keyspaces {
+        what.push(format!(
+            "  every table of keyspace {} matching include {:?}, exclude {:?}",
+            k.name, k.include, k.exclude
+        ));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(
+            "--restart empties the target tables; add --yes to confirm it when not on a terminal"
+                .into(),
+        );
+    }
+    eprintln!(
+        "--restart deletes every row of these target tables and the progress of run `{}`:\n{}\n\
+         Type `yes` to go on:",
+        config.run.id,
+        what.join("\n")
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| format!("cannot read the answer: {e}"))?;
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err("--restart not confirmed; nothing was changed".into())
+    }
+}
+
+async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
     match cli.command {
         Command::Migrate {
             config,
             report,
             run_id,
-            fresh,
+            restart,
+            yes,
+            progress: _,
         } => {
             let mut config = match Config::load(&config) {
                 Ok(c) => c,
@@ -138,9 +301,73 @@ async fn run(cli: Cli) -> ExitCode {
             if let Some(id) = run_id {
                 config.run.id = id;
             }
-            config.run.fresh = fresh;
-            let result = ferry::pipeline::migrate(&config).await;
+            if restart
+                && !yes
+                && let Err(e) = confirm_restart(&config)
+            {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+            config.run.restart = restart;
+            let progress = Arc::new(RunProgress::default());
+            stop_on_signals(Arc::clone(&progress));
+            let display = match multi {
+                Some(multi) => Display::Bars(multi),
+                None => Display::Log(PROGRESS_LOG_INTERVAL),
+            };
+            let display = DisplayTask::spawn(Arc::clone(&progress), display);
+            let result = ferry::pipeline::migrate_with(&config, progress).await;
+            display.finish().await;
             finish(&result, report.as_deref())
+        }
+        Command::Status {
+            config,
+            run_id,
+            json,
+        } => {
+            let mut config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            if let Some(id) = run_id {
+                config.run.id = id;
+            }
+            let state = async {
+                let client = ferry::connectors::yugabyte::connect(&config.target).await?;
+                status::status(&config, &client).await
+            }
+            .await;
+            match state {
+                Ok(Some(state)) => {
+                    if json {
+                        match serde_json::to_string_pretty(&state) {
+                            Ok(text) => println!("{text}"),
+                            Err(e) => {
+                                eprintln!("error: {e}");
+                                return ExitCode::from(EXIT_FAILED);
+                            }
+                        }
+                    } else {
+                        print_status(&state);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => {
+                    eprintln!(
+                        "error: no run `{}` in the target's run state (ferry_state): nothing has \
+                         run under that id yet",
+                        config.run.id
+                    );
+                    ExitCode::from(EXIT_FAILED)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
         }
         Command::Schema { config, apply } => {
             let config = match Config::load(&config) {
@@ -248,6 +475,75 @@ fn print_schema(out: &SchemaOutput) {
     }
 }
 
+/// How often `--progress log` writes a line per table.
+const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Prints a run's state as a table.
+fn print_status(state: &status::RunState) {
+    let attempt = state
+        .attempt_started_at
+        .as_deref()
+        .map_or(String::new(), |at| format!(", this attempt since {at}"));
+    println!(
+        "run {}: {} (attempt {}{attempt})",
+        state.run_id, state.status, state.attempts
+    );
+    if let Some(e) = &state.error {
+        println!("  last error: {e}");
+    }
+    let rows: Vec<[String; 6]> = state
+        .tables
+        .iter()
+        .map(|t| {
+            [
+                t.target.clone(),
+                if t.units_total == 0 {
+                    "not started".to_string()
+                } else {
+                    format!("{}/{}", t.units_done, t.units_total)
+                },
+                group(t.rows_written.max(0) as u64),
+                group(t.rows_rejected.max(0) as u64),
+                t.rows_per_s.map_or("-".into(), |r| format!("{r:.0}")),
+                match t.eta_s {
+                    Some(s) => clock(Duration::from_secs_f64(s)),
+                    None if t.units_total > 0 && t.units_done == t.units_total => "done".into(),
+                    None => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    let header = ["table", "units", "rows", "rejected", "rows/s", "ETA"];
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i == 0 {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
+            .collect();
+        println!("{}", text.join("  "));
+    };
+    line(header.to_vec());
+    for r in &rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
 /// Prints the summary, writes the report, and picks the exit code.
 fn finish(report: &Report, path: Option<&std::path::Path>) -> ExitCode {
     for t in &report.tables {
@@ -266,6 +562,7 @@ fn finish(report: &Report, path: Option<&std::path::Path>) -> ExitCode {
     }
     let mut code = match report.status {
         Status::Ok => ExitCode::SUCCESS,
+        Status::Failed if report.interrupted => ExitCode::from(EXIT_INTERRUPTED),
         Status::Failed => ExitCode::from(EXIT_FAILED),
     };
     if let Some(e) = &report.error {

@@ -4,6 +4,7 @@
 //! named `ferry` a schema of that name would capture every unqualified table it creates.
 //!
 //! ```text
+//! ferry_state.runs    (run_id) → attempts, status        one row per run, updated by each attempt
 //! ferry_state.splits  (run_id, target, unit) → ranges    the split plan, fixed by the first attempt
 //! ferry_state.units   (run_id, target, unit) → counts    one row per committed unit
 //! ```
@@ -21,6 +22,7 @@ use std::collections::BTreeMap;
 use ferry_connectors::ConnectorError;
 use ferry_connectors::cassandra::ring::ring_ranges;
 use ferry_connectors::cassandra::{Split, TokenRange};
+use ferry_sql::ddl::quote_ident;
 use scylla::client::session::Session;
 use tokio_postgres::{Client, GenericClient};
 
@@ -46,7 +48,20 @@ CREATE TABLE IF NOT EXISTS ferry_state.units (
     rows_rejected bigint NOT NULL,
     copy_bytes bigint NOT NULL,
     committed_at timestamptz NOT NULL DEFAULT now(),
+    elapsed_ms bigint,
     PRIMARY KEY (run_id, target, unit)
+);
+ALTER TABLE ferry_state.units ADD COLUMN IF NOT EXISTS elapsed_ms bigint;
+CREATE TABLE IF NOT EXISTS ferry_state.runs (
+    run_id text PRIMARY KEY,
+    config text NOT NULL,
+    ferry_version text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    attempt_started_at timestamptz NOT NULL DEFAULT now(),
+    attempts integer NOT NULL DEFAULT 1,
+    finished_at timestamptz,
+    status text NOT NULL,
+    error text
 );
 ";
 
@@ -58,7 +73,7 @@ pub async fn ensure_schema(client: &Client) -> Result<()> {
         // tables are what it wanted.
         Err(e)
             if e.code()
-                .is_some_and(|c| c.code() == "23505" || c.code() == "42P07") =>
+                .is_some_and(|c| matches!(c.code(), "23505" | "42P07" | "42701")) =>
         {
             Ok(())
         }
@@ -73,6 +88,71 @@ pub struct UnitRecord {
     pub rows_written: u64,
     pub rows_rejected: u64,
     pub copy_bytes: u64,
+    /// How long the unit's committed attempt took.
+    pub elapsed_ms: u64,
+}
+
+/// How a run ended, in `ferry_state.runs.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Finished,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Records that an attempt of run `run_id` starts: a new row, or the next attempt of an old one.
+pub async fn run_started(client: &Client, run_id: &str, config: &str) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO ferry_state.runs (run_id, config, ferry_version, status) \
+             VALUES ($1, $2, $3, 'running') \
+             ON CONFLICT (run_id) DO UPDATE SET attempt_started_at = now(), \
+             attempts = ferry_state.runs.attempts + 1, finished_at = NULL, error = NULL, \
+             status = 'running', config = EXCLUDED.config, ferry_version = EXCLUDED.ferry_version",
+            &[&run_id, &config, &env!("CARGO_PKG_VERSION")],
+        )
+        .await
+        .map_err(|e| pg("record the run's start", e))?;
+    Ok(())
+}
+
+/// Records how the current attempt of run `run_id` ended.
+pub async fn run_ended(
+    client: &Client,
+    run_id: &str,
+    status: RunStatus,
+    error: Option<&str>,
+) -> Result<()> {
+    client
+        .execute(
+            "UPDATE ferry_state.runs SET status = $2, error = $3, finished_at = now() \
+             WHERE run_id = $1",
+            &[&run_id, &status.as_str(), &error],
+        )
+        .await
+        .map_err(|e| pg("record the run's end", e))?;
+    Ok(())
+}
+
+/// Forgets run `run_id` entirely (its run row; tables are forgotten one by one).
+pub async fn forget_run(client: &Client, run_id: &str) -> Result<()> {
+    client
+        .execute("DELETE FROM ferry_state.runs WHERE run_id = $1", &[&run_id])
+        .await
+        .map_err(|e| pg("forget the run", e))?;
+    Ok(())
 }
 
 /// The checkpoints of one target table in one run.
@@ -126,7 +206,7 @@ impl Checkpoints {
         match stored {
             Some(stored) if stored != oid => Err(PipelineError::RunState(format!(
                 "run `{}` has checkpoints for {}, but that table was dropped and created again \
-                 since, so the rows they stand for are gone; run `ferry migrate --fresh` to load \
+                 since, so the rows they stand for are gone; run `ferry migrate --restart` to load \
                  it again, or use another --run-id",
                 self.run_id, self.target
             ))),
@@ -160,7 +240,7 @@ impl Checkpoints {
             if unit as usize != i {
                 return Err(PipelineError::RunState(format!(
                     "ferry_state.splits of run {} for {} has no unit {i}; delete its rows (or run \
-                     with --fresh) to plan the table again",
+                     with --restart) to plan the table again",
                     self.run_id, self.target
                 )));
             }
@@ -237,7 +317,8 @@ impl Checkpoints {
     pub async fn committed(&self, client: &Client) -> Result<BTreeMap<usize, UnitRecord>> {
         let rows = client
             .query(
-                "SELECT unit, rows_read, rows_written, rows_rejected, copy_bytes FROM ferry_state.units \
+                "SELECT unit, rows_read, rows_written, rows_rejected, copy_bytes, elapsed_ms \
+                 FROM ferry_state.units \
                  WHERE run_id = $1 AND target = $2",
                 &[&self.run_id, &self.target],
             )
@@ -253,6 +334,7 @@ impl Checkpoints {
                     rows_written: count(2),
                     rows_rejected: count(3),
                     copy_bytes: count(4),
+                    elapsed_ms: r.get::<_, Option<i64>>(5).unwrap_or(0) as u64,
                 };
                 (unit as usize, record)
             })
@@ -270,8 +352,8 @@ impl Checkpoints {
         let n = tx
             .execute(
                 "INSERT INTO ferry_state.units \
-                 (run_id, target, unit, rows_read, rows_written, rows_rejected, copy_bytes) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                 (run_id, target, unit, rows_read, rows_written, rows_rejected, copy_bytes, \
+                 elapsed_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
                 &[
                     &self.run_id,
                     &self.target,
@@ -280,6 +362,7 @@ impl Checkpoints {
                     &(record.rows_written as i64),
                     &(record.rows_rejected as i64),
                     &(record.copy_bytes as i64),
+                    &(record.elapsed_ms as i64),
                 ],
             )
             .await
@@ -287,22 +370,33 @@ impl Checkpoints {
         Ok(n == 1)
     }
 
-    /// Forgets this table's run state: its split plan and committed units. The target rows stay.
-    pub async fn forget(&self, client: &Client) -> Result<()> {
-        for table in ["ferry_state.units", "ferry_state.splits"] {
-            client
-                .execute(
-                    &format!("DELETE FROM {table} WHERE run_id = $1 AND target = $2"),
-                    &[&self.run_id, &self.target],
-                )
+    /// Starts the table over: empties the target table (when it exists) and forgets this
+    /// table's run state (its split plan and committed units), in one transaction.
+    pub async fn restart(&self, client: &mut Client) -> Result<()> {
+        let exists = self.target_oid(client).await?.is_some();
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| pg("begin the restart", e))?;
+        if exists {
+            let target = format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.table));
+            tx.batch_execute(&format!("TRUNCATE TABLE {target}"))
                 .await
-                .map_err(|e| pg("forget the run state", e))?;
+                .map_err(|e| pg(&format!("truncate {} for --restart", self.target), e))?;
         }
-        Ok(())
+        for table in ["ferry_state.units", "ferry_state.splits"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE run_id = $1 AND target = $2"),
+                &[&self.run_id, &self.target],
+            )
+            .await
+            .map_err(|e| pg("forget the run state", e))?;
+        }
+        tx.commit().await.map_err(|e| pg("commit the restart", e))
     }
 }
 
-fn pg(what: &str, source: tokio_postgres::Error) -> PipelineError {
+pub(crate) fn pg(what: &str, source: tokio_postgres::Error) -> PipelineError {
     PipelineError::Connector(ConnectorError::Postgres {
         what: what.to_string(),
         source,

@@ -4,6 +4,7 @@
 //! replaced by the environment variable `VAR` (an unset variable is an error, never an empty
 //! string; `$${` writes a literal `${`). Relative paths are relative to the config file.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ferry_connectors::cassandra::{CassandraConfig, SplitCount};
@@ -23,9 +24,13 @@ pub struct Config {
     /// How the run is executed.
     #[serde(default)]
     pub run: RunConfig,
-    /// The tables to move, in order.
+    /// The tables to move, in order. After [`Config::expand_keyspaces`], also every table the
+    /// `[[keyspace]]` entries select.
     #[serde(rename = "table", default)]
     pub tables: Vec<TableConfig>,
+    /// Whole keyspaces to move, with include/exclude patterns over their table names.
+    #[serde(rename = "keyspace", default)]
+    pub keyspaces: Vec<KeyspaceConfig>,
     /// The directory of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -52,10 +57,10 @@ pub struct RunConfig {
     /// the same id again resumes: committed units are skipped. Default `"default"`.
     #[serde(default = "default_run_id")]
     pub id: String,
-    /// Forget this run's checkpoints before starting (set by `ferry migrate --fresh`); the
-    /// target rows are left as they are.
+    /// Start the run over (set by `ferry migrate --restart`): empty every target table and forget
+    /// the run's progress before any table starts.
     #[serde(skip)]
-    pub fresh: bool,
+    pub restart: bool,
     /// Stop a table once more rows than this have been rejected (by the encoder or the target).
     /// Units committed until then stay; fix the cause and run again to resume. Default: no limit.
     #[serde(default)]
@@ -78,7 +83,7 @@ impl Default for RunConfig {
             splits: SplitCount::Auto,
             unit_attempts: default_unit_attempts(),
             id: default_run_id(),
-            fresh: false,
+            restart: false,
             create_tables: false,
             mode: WriteMode::default(),
             max_rejects: None,
@@ -130,6 +135,108 @@ pub struct TableConfig {
     /// This table's reject limit, overriding `run.max_rejects`.
     #[serde(default)]
     pub max_rejects: Option<u64>,
+}
+
+/// Every table of a keyspace (or those its patterns select), each moved as a `[[table]]` with
+/// the keyspace's settings. An explicit `[[table]]` for the same source wins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyspaceConfig {
+    /// The Cassandra keyspace.
+    pub name: String,
+    /// Table-name patterns to move (`*` any run of characters, `?` one character). Default: all.
+    #[serde(default = "match_all")]
+    pub include: Vec<String>,
+    /// Table-name patterns to leave out, applied after `include`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// The target schema of its tables (each keeps its name). Default: `target.schema`.
+    #[serde(default)]
+    pub target_schema: Option<String>,
+    /// A directory of transform files: table `t` uses `<transforms>/t.sql` when it exists, and
+    /// `SELECT * FROM source` otherwise.
+    #[serde(default)]
+    pub transforms: Option<PathBuf>,
+    /// Splits of each of its tables, as in `[[table]]`.
+    #[serde(default)]
+    pub splits: Option<SplitCount>,
+    /// `create_tables` of its tables, as in `[[table]]`.
+    #[serde(default)]
+    pub create_tables: Option<bool>,
+    /// The write mode of its tables, as in `[[table]]`.
+    #[serde(default)]
+    pub mode: Option<WriteMode>,
+    /// The reject limit of each of its tables, as in `[[table]]`.
+    #[serde(default)]
+    pub max_rejects: Option<u64>,
+}
+
+fn match_all() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+impl KeyspaceConfig {
+    /// Whether this entry selects table `name`.
+    pub fn selects(&self, name: &str) -> bool {
+        self.include.iter().any(|p| glob_match(p, name))
+            && !self.exclude.iter().any(|p| glob_match(p, name))
+    }
+
+    /// The `[[table]]` entry of table `name` of this keyspace; `base_dir` resolves `transforms`.
+    fn table(&self, name: &str, base_dir: &Path) -> TableConfig {
+        let transform = self.transforms.as_ref().and_then(|dir| {
+            let file = dir.join(format!("{name}.sql"));
+            let resolved = if file.is_absolute() {
+                file.clone()
+            } else {
+                base_dir.join(&file)
+            };
+            resolved.is_file().then_some(file)
+        });
+        TableConfig {
+            source: format!("{}.{name}", self.name),
+            target: self
+                .target_schema
+                .as_ref()
+                .map(|schema| format!("{schema}.{name}")),
+            transform,
+            splits: self.splits,
+            writetime: Vec::new(),
+            ttl: Vec::new(),
+            create_tables: self.create_tables,
+            mode: self.mode,
+            max_rejects: self.max_rejects,
+        }
+    }
+}
+
+/// Shell-style matching of a whole name: `*` matches any run of characters, `?` one.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    // Greedy matching that backtracks to the last `*` on a mismatch.
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    pi = sp + 1;
+                    ni = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
 /// How work units are written.
@@ -202,9 +309,60 @@ impl Config {
         Ok(config)
     }
 
+    /// Adds a `[[table]]` for every table the `[[keyspace]]` entries select, given the tables
+    /// of each of their keyspaces (`listing`, from Cassandra's schema). Tables named by an
+    /// explicit `[[table]]` keep that entry. A keyspace missing from `listing`, or whose patterns
+    /// select nothing, is an error: a typo never turns into a run that moves nothing.
+    pub fn expand_keyspaces(
+        &mut self,
+        listing: &BTreeMap<String, Vec<String>>,
+    ) -> std::result::Result<(), String> {
+        let keyspaces = std::mem::take(&mut self.keyspaces);
+        for keyspace in &keyspaces {
+            let Some(names) = listing.get(&keyspace.name) else {
+                return Err(format!(
+                    "keyspace `{}` ([[keyspace]] name) does not exist in Cassandra",
+                    keyspace.name
+                ));
+            };
+            let mut names: Vec<&String> = names.iter().filter(|n| keyspace.selects(n)).collect();
+            names.sort();
+            if names.is_empty() {
+                return Err(format!(
+                    "[[keyspace]] `{}`: include {:?} and exclude {:?} select none of its tables ({})",
+                    keyspace.name,
+                    keyspace.include,
+                    keyspace.exclude,
+                    listing[&keyspace.name].join(", ")
+                ));
+            }
+            for name in names {
+                let source = format!("{}.{name}", keyspace.name);
+                if !self.tables.iter().any(|t| t.source == source) {
+                    self.tables.push(keyspace.table(name, &self.base_dir));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> std::result::Result<(), String> {
-        if self.tables.is_empty() {
-            return Err("no [[table]] entries: nothing to move".into());
+        if self.tables.is_empty() && self.keyspaces.is_empty() {
+            return Err("no [[table]] or [[keyspace]] entries: nothing to move".into());
+        }
+        for k in &self.keyspaces {
+            if k.name.is_empty() || k.name.contains('.') {
+                return Err(format!(
+                    "[[keyspace]] name {:?} must be a keyspace name",
+                    k.name
+                ));
+            }
+            if k.include.is_empty() {
+                return Err(format!(
+                    "[[keyspace]] `{}`: include is empty, so it selects no table",
+                    k.name
+                ));
+            }
         }
         self.source.validate().map_err(|e| e.to_string())?;
         self.target.validate().map_err(|e| e.to_string())?;
@@ -349,6 +507,64 @@ mod tests {
     fn interpolation_escapes_and_passes_plain_dollars() {
         let out = interpolate_str("a$b$${x}${PW}", &env).expect("valid");
         assert_eq!(out, "a$b${x}s3cret");
+    }
+
+    #[test]
+    fn globs_match_whole_names() {
+        for (p, n, want) in [
+            ("*", "users", true),
+            ("user*", "users", true),
+            ("*s", "users", true),
+            ("u?ers", "users", true),
+            ("*_archive", "orders_archive", true),
+            ("*_archive", "orders", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("", "", true),
+            ("users", "users2", false),
+            ("**", "", true),
+        ] {
+            assert_eq!(glob_match(p, n), want, "{p} vs {n}");
+        }
+    }
+
+    #[test]
+    fn keyspaces_expand_to_tables_explicit_entries_win() {
+        let text = MINIMAL.replace(
+            "[[table]]",
+            "[[keyspace]]\nname = \"ks\"\nexclude = [\"tmp_*\"]\ntarget_schema = \"app\"\nmode = \"fast\"\n[[table]]",
+        );
+        let mut c = Config::parse(&text, Path::new("f.toml"), &env).expect("valid");
+        let listing = BTreeMap::from([(
+            "ks".to_string(),
+            vec!["users".into(), "orders".into(), "tmp_x".into()],
+        )]);
+        c.expand_keyspaces(&listing).expect("expands");
+        let sources: Vec<_> = c.tables.iter().map(|t| t.source.as_str()).collect();
+        assert_eq!(sources, ["ks.users", "ks.orders"]);
+        // The explicit [[table]] keeps its own settings; the expanded one has the keyspace's.
+        assert_eq!(c.tables[0].target_parts("public"), ("public", "users"));
+        assert_eq!(c.tables[1].target_parts("public"), ("app", "orders"));
+        assert_eq!(c.tables[1].mode(&c.run), WriteMode::Fast);
+
+        let mut missing = Config::parse(&text, Path::new("f.toml"), &env).expect("valid");
+        let err = missing
+            .expand_keyspaces(&BTreeMap::new())
+            .expect_err("no such keyspace");
+        assert!(
+            err.contains("`ks`") && err.contains("does not exist"),
+            "{err}"
+        );
+
+        let mut none = Config::parse(&text, Path::new("f.toml"), &env).expect("valid");
+        let only_tmp = BTreeMap::from([("ks".to_string(), vec!["tmp_a".to_string()])]);
+        let err = none
+            .expand_keyspaces(&only_tmp)
+            .expect_err("nothing selected");
+        assert!(
+            err.contains("select none") && err.contains("tmp_a"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -51,6 +51,13 @@ pub enum PipelineError {
         source: Box<PipelineError>,
     },
 
+    /// The run was asked to stop (Ctrl-C, SIGTERM) before this table's units were all done.
+    #[error(
+        "interrupted (Ctrl-C or SIGTERM) with {units_left} unit(s) not done: units in flight \
+         finished or rolled back; run the same command again to resume"
+    )]
+    Interrupted { units_left: u64 },
+
     /// A table rejected more rows than its `max_rejects`.
     #[error(
         "table {table}: {rejected} rows rejected, more than max_rejects = {max}; the report lists \

@@ -13,12 +13,14 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod plan;
+pub mod progress;
 pub mod query;
 pub mod report;
 pub mod runner;
 pub mod schema;
+pub mod status;
 
 pub use config::Config;
 pub use error::{PipelineError, Result};
 pub use report::{Report, TableReport};
-pub use runner::migrate;
+pub use runner::{migrate, migrate_with};

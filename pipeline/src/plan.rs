@@ -2,6 +2,7 @@
 //! physical plan, plus the COPY encoder for the target table ([`plan_table`]). Everything that can
 //! be checked before data moves is checked here.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -19,7 +20,7 @@ use tokio_postgres::Client;
 
 use crate::checkpoint::Checkpoints;
 use crate::config::{Config, TableConfig, WriteMode};
-use crate::error::Result;
+use crate::error::{PipelineError, Result};
 
 /// A table, ready to run: partition k of `plan` is work unit k.
 #[derive(Debug)]
@@ -82,6 +83,37 @@ impl SourcePlan {
     pub fn output_schema(&self) -> SchemaRef {
         Arc::new(self.frame.schema().as_arrow().clone())
     }
+}
+
+/// Adds to `config.tables` every table its `[[keyspace]]` entries select, listed from the
+/// cluster's schema (tables only: materialized views are not moved).
+pub async fn expand_tables(config: &mut Config, session: &Session) -> Result<()> {
+    if config.keyspaces.is_empty() {
+        return Ok(());
+    }
+    session
+        .refresh_metadata()
+        .await
+        .map_err(|e| ferry_connectors::ConnectorError::Cassandra {
+            what: "schema refresh (listing [[keyspace]] tables)".into(),
+            source: Box::new(e),
+            retriable: true,
+        })?;
+    let cluster = session.get_cluster_state();
+    let listing: BTreeMap<String, Vec<String>> = config
+        .keyspaces
+        .iter()
+        .filter_map(|k| {
+            let keyspace = cluster.get_keyspace(&k.name)?;
+            Some((k.name.clone(), keyspace.tables.keys().cloned().collect()))
+        })
+        .collect();
+    config
+        .expand_keyspaces(&listing)
+        .map_err(|message| PipelineError::Config {
+            path: config.path.clone(),
+            message,
+        })
 }
 
 /// Reads `table`'s Cassandra schema, with the writetime/ttl columns its config asks for.

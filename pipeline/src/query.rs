@@ -38,7 +38,7 @@ use ferry_sql::types::{ARROW_EXTENSION_NAME_KEY, ARROW_UUID_EXTENSION};
 use futures::StreamExt;
 use scylla::client::session::Session;
 
-use crate::config::Config;
+use crate::config::{Config, TableConfig};
 use crate::error::{PipelineError, Result};
 
 /// Rows the `table` format prints unless told otherwise: it must hold them all to size columns.
@@ -99,14 +99,17 @@ impl QuerySession {
 
     /// Registers the config's keyspaces over an existing driver session.
     pub fn new(config: &Config, session: Arc<Session>) -> Result<Self> {
-        let mut keyspaces: BTreeMap<String, KeyspaceSchema> = BTreeMap::new();
-        for table in &config.tables {
-            let (keyspace, name) = table
+        fn parts(table: &TableConfig) -> (&str, &str) {
+            table
                 .source_parts()
-                .expect("Config::validate checked `keyspace.table`");
-            let schema = keyspaces
-                .entry(keyspace.to_string())
-                .or_insert_with(|| KeyspaceSchema {
+                .expect("Config::validate checked `keyspace.table`")
+        }
+        // A [[keyspace]] entry's tables are loaded when a query names them.
+        let names = (config.tables.iter().map(|t| parts(t).0))
+            .chain(config.keyspaces.iter().map(|k| k.name.as_str()));
+        let mut keyspaces: BTreeMap<String, KeyspaceSchema> = names
+            .map(|keyspace| {
+                let schema = KeyspaceSchema {
                     keyspace: keyspace.to_string(),
                     session: Arc::clone(&session),
                     source: config.source.clone(),
@@ -114,10 +117,16 @@ impl QuerySession {
                     local_dc: config.source.local_dc.clone(),
                     configured: BTreeMap::new(),
                     loaded: Mutex::default(),
-                });
-            schema
-                .configured
-                .insert(name.to_string(), table.splits.unwrap_or(config.run.splits));
+                };
+                (keyspace.to_string(), schema)
+            })
+            .collect();
+        for table in &config.tables {
+            let (keyspace, name) = parts(table);
+            if let Some(schema) = keyspaces.get_mut(keyspace) {
+                let splits = table.splits.unwrap_or(config.run.splits);
+                schema.configured.insert(name.to_string(), splits);
+            }
         }
         let ctx = query_session_context();
         let catalog_name = ctx

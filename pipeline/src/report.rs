@@ -25,6 +25,22 @@ pub struct Report {
     /// Why the command failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether the run was stopped by Ctrl-C or SIGTERM (its status is then `failed`; running
+    /// the same command again resumes).
+    pub interrupted: bool,
+}
+
+/// What one work unit of a table is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnitSemantics {
+    /// Unit k is Cassandra split k, through the transform: the units partition the rows.
+    #[default]
+    Split,
+    /// The transform regroups rows across splits (aggregation, window, ORDER BY, DISTINCT…), so
+    /// the whole table is one unit: one transaction, or in fast mode a truncate before each
+    /// attempt.
+    WholeTable,
 }
 
 /// `ok` or `failed`.
@@ -47,6 +63,8 @@ pub struct TableReport {
     pub rows_written: u64,
     pub rows_rejected: u64,
     pub units_total: u64,
+    /// `split` or `whole-table`: what a unit is (see [`UnitSemantics`]).
+    pub unit_semantics: UnitSemantics,
     /// Units committed, by this attempt or an earlier one of the same run.
     pub units_done: u64,
     /// Units an earlier attempt of the run had committed, skipped by this one.
@@ -121,6 +139,7 @@ impl Report {
             elapsed_s,
             tables,
             error,
+            interrupted: false,
         }
     }
 

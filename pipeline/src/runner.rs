@@ -16,17 +16,24 @@ use ferry_connectors::cassandra;
 use ferry_connectors::yugabyte::{self, PlacedClient, PlacedConnection, Placement, UnitOutcome};
 use tokio::sync::Mutex;
 
-use crate::checkpoint::{self, Checkpoints, UnitRecord};
+use crate::checkpoint::{self, Checkpoints, RunStatus, UnitRecord};
 use crate::config::{Config, TableConfig, WriteMode};
 use crate::error::{PipelineError, Result};
-use crate::plan::{TablePlan, plan_table};
-use crate::report::{REJECT_SAMPLES, RejectRecord, Report, TableReport};
+use crate::plan::{TablePlan, expand_tables, plan_table};
+use crate::progress::{RunProgress, TableProgress};
+use crate::report::{REJECT_SAMPLES, RejectRecord, Report, TableReport, UnitSemantics};
 use crate::schema::create_missing_table;
 
 /// Runs `migrate` for every table of `config`, in order, and reports.
 pub async fn migrate(config: &Config) -> Report {
+    migrate_with(config, Arc::new(RunProgress::default())).await
+}
+
+/// [`migrate`], updating `progress` as units commit; once [`RunProgress::stop`] is called, no
+/// new unit starts and the report says the run was interrupted.
+pub async fn migrate_with(config: &Config, progress: Arc<RunProgress>) -> Report {
     let started = Instant::now();
-    let config = Arc::new(config.clone());
+    let mut config = config.clone();
     let mut tables = Vec::new();
     let mut error = None;
     // One placement for the whole run: connections are counted across its tables.
@@ -35,18 +42,36 @@ pub async fn migrate(config: &Config) -> Report {
         let session = cassandra::connect(&config.source)
             .await
             .map_err(|e| e.to_string())?;
-        let client = placement.connect().await.map_err(|e| e.to_string())?;
+        expand_tables(&mut config, &session)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut client = placement.connect().await.map_err(|e| e.to_string())?;
         checkpoint::ensure_schema(&client)
             .await
             .map_err(|e| e.to_string())?;
-        Ok::<_, String>((session, placement))
+        if config.run.restart {
+            restart(&config, &mut client)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let config_path = config.path.display().to_string();
+        checkpoint::run_started(&client, &config.run.id, &config_path)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((session, placement, client))
     }
     .await;
+    let config = Arc::new(config);
+    let mut state_client = None;
     match connected {
         Err(e) => error = Some(e),
-        Ok((session, placement)) => {
+        Ok((session, placement, client)) => {
+            state_client = Some(client);
             for table in &config.tables {
-                let report = migrate_table(&config, table, &session, &placement).await;
+                if progress.stopped() {
+                    break;
+                }
+                let report = migrate_table(&config, table, &session, &placement, &progress).await;
                 let failed = report.error.is_some();
                 tables.push(report);
                 if failed {
@@ -55,10 +80,44 @@ pub async fn migrate(config: &Config) -> Report {
             }
         }
     }
+    let interrupted = progress.stopped();
     if error.is_none() {
         error = tables.iter().find_map(|t| t.error.clone());
     }
-    Report::new("migrate", started.elapsed().as_secs_f64(), tables, error)
+    if error.is_none() && interrupted && tables.len() < config.tables.len() {
+        error = Some(INTERRUPTED.to_string());
+    }
+    if let Some(client) = state_client {
+        let status = match (&error, interrupted) {
+            (None, _) => RunStatus::Finished,
+            (Some(_), true) => RunStatus::Interrupted,
+            (Some(_), false) => RunStatus::Failed,
+        };
+        if let Err(e) =
+            checkpoint::run_ended(&client, &config.run.id, status, error.as_deref()).await
+        {
+            tracing::warn!(error = %e, "could not record the end of the run in ferry_state.runs");
+        }
+    }
+    let mut report = Report::new("migrate", started.elapsed().as_secs_f64(), tables, error);
+    report.interrupted = interrupted;
+    report
+}
+
+const INTERRUPTED: &str = "interrupted (Ctrl-C or SIGTERM): units in flight finished or rolled back; run the same \
+     command again to resume";
+
+/// `--restart`: empties every target table of the run and forgets its progress, before any
+/// table starts, so that a restart killed halfway is still a restart when run again.
+async fn restart(config: &Config, client: &mut PlacedClient) -> Result<()> {
+    for table in &config.tables {
+        let (schema, name) = table.target_parts(&config.target.schema);
+        tracing::info!(target = %format!("{schema}.{name}"), run = %config.run.id, "--restart: emptying the target table and forgetting its progress");
+        Checkpoints::new(&config.run.id, schema, name)
+            .restart(client)
+            .await?;
+    }
+    checkpoint::forget_run(client, &config.run.id).await
 }
 
 async fn migrate_table(
@@ -66,6 +125,7 @@ async fn migrate_table(
     table: &TableConfig,
     session: &Arc<scylla::client::session::Session>,
     placement: &Arc<Placement>,
+    run: &Arc<RunProgress>,
 ) -> TableReport {
     let started = Instant::now();
     let (schema, name) = table.target_parts(&config.target.schema);
@@ -80,9 +140,6 @@ async fn migrate_table(
         if table.create_tables(&config.run) {
             create_missing_table(config, table, session, &client).await?;
         }
-        if config.run.fresh {
-            checkpoints.forget(&client).await?;
-        }
         let plan = Arc::new(plan_table(config, table, session, &client, &checkpoints).await?);
         let committed = checkpoints.committed(&client).await?;
         if !committed.is_empty() {
@@ -93,7 +150,30 @@ async fn migrate_table(
         let pending: Vec<usize> = (0..plan.units())
             .filter(|u| !committed.contains_key(u))
             .collect();
-        run_units(config, &plan, &checkpoints, pending, placement, client, &mut report).await
+        report.unit_semantics = if plan.split_aligned {
+            UnitSemantics::Split
+        } else {
+            UnitSemantics::WholeTable
+        };
+        report.units_total = plan.units() as u64;
+        report.units_done = report.units_skipped;
+        let live = run.table(
+            format!("{} -> {}", table.source, report.target),
+            report.units_total,
+            report.units_skipped,
+        );
+        let progress = Progress {
+            pending,
+            next: AtomicUsize::new(0),
+            report: Mutex::new(std::mem::take(&mut report)),
+            run: Arc::clone(run),
+            table: Arc::clone(&live),
+        };
+        let result = run_units(config, &plan, &checkpoints, placement, client, progress).await;
+        live.finish();
+        let (result, done) = result;
+        report = done;
+        result
     }
     .await;
     if let Err(e) = result {
@@ -113,20 +193,22 @@ struct Progress {
     pending: Vec<usize>,
     next: AtomicUsize,
     report: Mutex<TableReport>,
+    /// The run's stop flag and this table's live counters.
+    run: Arc<RunProgress>,
+    table: Arc<TableProgress>,
 }
 
+/// Runs the pending units of `progress` over M workers; returns how it ended and the table's
+/// report.
 async fn run_units(
     config: &Arc<Config>,
     plan: &Arc<TablePlan>,
     checkpoints: &Checkpoints,
-    pending: Vec<usize>,
     placement: &Arc<Placement>,
     first_client: PlacedClient,
-    report: &mut TableReport,
-) -> Result<()> {
-    report.units_total = plan.units() as u64;
-    report.units_done = report.units_skipped;
-    let units = pending.len();
+    progress: Progress,
+) -> (Result<()>, TableReport) {
+    let units = progress.pending.len();
     tracing::info!(
         table = %plan.source,
         target = %plan.target.qualified(),
@@ -135,11 +217,7 @@ async fn run_units(
         split_aligned = plan.split_aligned,
         "starting table"
     );
-    let progress = Arc::new(Progress {
-        pending,
-        next: AtomicUsize::new(0),
-        report: Mutex::new(std::mem::take(report)),
-    });
+    let progress = Arc::new(progress);
     let workers = config.run.connections.min(units).max(1);
     let mut first_client = Some(first_client);
     // Workers are tasks of their own, so decoding and COPY I/O run on every runtime thread.
@@ -162,11 +240,22 @@ async fn run_units(
                 .unwrap_or_else(|e| Err(PipelineError::Worker(e.to_string()))),
         );
     }
-    *report = std::mem::take(&mut *progress.report.lock().await);
+    let mut report = std::mem::take(&mut *progress.report.lock().await);
     report.source_rows = plan.counters.rows.load(Ordering::Relaxed);
     report.empty_values = plan.counters.empty_values.load(Ordering::Relaxed);
-    results.into_iter().collect::<Result<Vec<()>>>()?;
-    Ok(())
+    let result = results
+        .into_iter()
+        .collect::<Result<Vec<()>>>()
+        .and_then(|_| {
+            if report.units_done < report.units_total && progress.run.stopped() {
+                Err(PipelineError::Interrupted {
+                    units_left: report.units_total - report.units_done,
+                })
+            } else {
+                Ok(())
+            }
+        });
+    (result, report)
 }
 
 async fn worker(
@@ -177,6 +266,9 @@ async fn worker(
     progress: &Progress,
 ) -> Result<()> {
     loop {
+        if progress.run.stopped() {
+            return Ok(());
+        }
         let next = progress.next.fetch_add(1, Ordering::SeqCst);
         let Some(&unit) = progress.pending.get(next) else {
             return Ok(());
@@ -207,6 +299,9 @@ async fn worker(
             truncated = outcome.truncated,
             "unit committed"
         );
+        progress
+            .table
+            .unit_committed(outcome.rows_written, outcome.rejects.len() as u64);
         let mut report = progress.report.lock().await;
         report.units_done += 1;
         report.rows_read += outcome.rows_read;
@@ -272,13 +367,14 @@ async fn run_unit(
     unit: usize,
     client: &mut PlacedConnection,
 ) -> Result<Option<UnitOutcome>> {
+    let started = Instant::now();
     let client = client.client().await?;
     let pg_err = |what: &str| {
         let what = format!("{what} of unit {unit}");
         move |source| ferry_connectors::ConnectorError::Postgres { what, source }
     };
     if plan.mode == WriteMode::Fast {
-        return run_unit_fast(plan, checkpoints, unit, client).await;
+        return run_unit_fast(plan, checkpoints, unit, client, started).await;
     }
     let tx = client.transaction().await.map_err(pg_err("BEGIN"))?;
     let batches = plan.plan.execute(unit, Arc::clone(&plan.task_ctx))?;
@@ -300,6 +396,7 @@ async fn run_unit(
         rows_written: outcome.rows_written,
         rows_rejected: outcome.rejects.len() as u64,
         copy_bytes: outcome.bytes,
+        elapsed_ms: started.elapsed().as_millis() as u64,
     };
     if !checkpoints.record(&tx, unit, &record).await? {
         tx.rollback().await.map_err(pg_err("ROLLBACK"))?;
@@ -311,16 +408,28 @@ async fn run_unit(
 
 /// Fast mode: the COPY runs outside a transaction as YugabyteDB upserts, then the checkpoint is
 /// recorded. A crash in between loads the unit again, which overwrites the same rows by key.
+///
+/// A whole-table unit (a transform that regroups rows across splits) is not made of the same
+/// rows each time it is loaded, so every attempt first empties the target table (truncate on
+/// retry): what an interrupted attempt left cannot stay beside the next one's rows.
 async fn run_unit_fast(
     plan: &TablePlan,
     checkpoints: &Checkpoints,
     unit: usize,
     client: &mut tokio_postgres::Client,
+    started: Instant,
 ) -> Result<Option<UnitOutcome>> {
     let pg_err = |what: &str| {
         let what = format!("{what} of unit {unit}");
         move |source| ferry_connectors::ConnectorError::Postgres { what, source }
     };
+    if !plan.split_aligned {
+        tracing::info!(table = %plan.source, target = %plan.target.qualified(), "whole-table unit in fast mode: emptying the target table first");
+        client
+            .batch_execute(&format!("TRUNCATE TABLE {}", plan.target.qualified()))
+            .await
+            .map_err(pg_err("TRUNCATE before the whole-table unit"))?;
+    }
     client
         .batch_execute(yugabyte::FAST_MODE_SETTINGS)
         .await
@@ -332,6 +441,7 @@ async fn run_unit_fast(
         rows_written: outcome.rows_written,
         rows_rejected: outcome.rejects.len() as u64,
         copy_bytes: outcome.bytes,
+        elapsed_ms: started.elapsed().as_millis() as u64,
     };
     if !checkpoints.record(&*client, unit, &record).await? {
         tracing::info!(table = %plan.source, split = unit, "unit was already recorded; its rows were upserted again");

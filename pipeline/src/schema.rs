@@ -14,7 +14,7 @@ use tokio_postgres::Client;
 
 use crate::config::{Config, TableConfig};
 use crate::error::Result;
-use crate::plan::{load_source, plan_source};
+use crate::plan::{expand_tables, load_source, plan_source};
 
 /// One table's generated statement.
 #[derive(Debug, Clone)]
@@ -41,6 +41,9 @@ pub struct SchemaOutput {
 /// `apply`, runs each one whose table does not exist yet.
 pub async fn schema(config: &Config, apply: bool) -> Result<SchemaOutput> {
     let session = cassandra::connect(&config.source).await?;
+    let mut config = config.clone();
+    expand_tables(&mut config, &session).await?;
+    let config = &config;
     let client = yugabyte::connect(&config.target).await?;
     let server = ServerInfo::load(&client).await?;
     let mut tables = Vec::with_capacity(config.tables.len());

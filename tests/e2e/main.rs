@@ -11,6 +11,7 @@ mod pushdown;
 mod query;
 mod refusals;
 mod resume;
+mod runs;
 mod schema;
 mod support;
 mod target_tls;

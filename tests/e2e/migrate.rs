@@ -39,11 +39,16 @@ fn canonical(
 
 /// Hash of the Cassandra table, read through the driver's typed API.
 pub(crate) async fn source_hash(session: &Session, table: &str) -> ContentHash {
+    source_hash_in(session, KEYSPACE, table).await
+}
+
+/// [`source_hash`] of a table in `keyspace`.
+pub(crate) async fn source_hash_in(session: &Session, keyspace: &str, table: &str) -> ContentHash {
     let mut hash = ContentHash::default();
     let mut rows = session
         .query_iter(
             format!(
-                "SELECT account_id, event_id, kind, amount, ok, seq, at FROM {KEYSPACE}.{table}"
+                "SELECT account_id, event_id, kind, amount, ok, seq, at FROM {keyspace}.{table}"
             ),
             (),
         )

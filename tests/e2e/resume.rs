@@ -114,14 +114,21 @@ async fn a_run_killed_mid_table_resumes_and_loads_every_row_exactly_once() {
     // A target dropped and created again does not match the checkpoints: refused, not skipped.
     create_target(&client, "e2e_resume", COLUMNS).await;
     let out = support::ferry(&["migrate", "--config", config.to_str().expect("utf-8 path")]);
-    support::assert_clean_failure(&out, 1, &["dropped and created again", "--fresh"]);
+    support::assert_clean_failure(&out, 1, &["dropped and created again", "--restart"]);
     assert_eq!(target_rows(&client).await, 0);
-    let out = support::ferry(&[
-        "migrate",
-        "--config",
-        config.to_str().expect("utf-8 path"),
-        "--fresh",
-    ]);
+    // --restart empties the target: a row that is not the source's goes. Off a terminal, it
+    // must be confirmed with --yes, or nothing happens.
+    client
+        .batch_execute(
+            "INSERT INTO e2e_resume (account_id, event_id) VALUES (-1, gen_random_uuid())",
+        )
+        .await
+        .expect("insert a stray row");
+    let config_arg = config.to_str().expect("utf-8 path");
+    let out = support::ferry(&["migrate", "--config", config_arg, "--restart"]);
+    support::assert_clean_failure(&out, 2, &["--yes"]);
+    assert_eq!(target_rows(&client).await, 1);
+    let out = support::ferry(&["migrate", "--config", config_arg, "--restart", "--yes"]);
     assert!(
         out.status.success(),
         "{}",

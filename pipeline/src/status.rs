@@ -1,0 +1,149 @@
+//! `ferry status`: where a run stands, read from its run state in the target database alone
+//! (Cassandra is not needed), so it can be asked from anywhere while the run goes on.
+
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::checkpoint::pg;
+use crate::config::Config;
+use crate::error::Result;
+
+/// A run, as its run state records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunState {
+    pub run_id: String,
+    /// `running`, `finished`, `failed` or `interrupted`; `unknown` when the run row is missing
+    /// (state written by a Ferry without the runs table).
+    pub status: String,
+    /// How many times `migrate` ran with this run id (since the last `--restart`).
+    pub attempts: i32,
+    pub started_at: Option<String>,
+    pub attempt_started_at: Option<String>,
+    pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub tables: Vec<TableState>,
+}
+
+/// One table of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableState {
+    /// `schema.table` in the target.
+    pub target: String,
+    /// Units planned; 0 while the run has not reached the table.
+    pub units_total: i64,
+    pub units_done: i64,
+    pub rows_read: i64,
+    pub rows_written: i64,
+    pub rows_rejected: i64,
+    /// Rows written per second by the current (or last) attempt.
+    pub rows_per_s: Option<f64>,
+    /// Seconds left for the units not done, at that attempt's pace.
+    pub eta_s: Option<f64>,
+}
+
+/// The state of `config`'s run (`run.id`), or `None` when nothing has run under that id.
+pub async fn status(config: &Config, client: &Client) -> Result<Option<RunState>> {
+    let run_id = config.run.id.as_str();
+    let has_state = client
+        .query_one(
+            "SELECT to_regclass('ferry_state.units') IS NOT NULL \
+             AND to_regclass('ferry_state.runs') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(|e| pg("look for the run state", e))?
+        .get::<_, bool>(0);
+    if !has_state {
+        return Ok(None);
+    }
+    let run = client
+        .query_opt(
+            "SELECT status, attempts, started_at::text, attempt_started_at::text, \
+             finished_at::text, error FROM ferry_state.runs WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await
+        .map_err(|e| pg("read ferry_state.runs", e))?;
+    // Per table: all units, and those of the current attempt, whose span (from the earliest
+    // start, i.e. commit time minus the unit's duration, to the last commit) gives the pace.
+    let rows = client
+        .query(
+            "WITH attempt AS ( \
+               SELECT coalesce((SELECT attempt_started_at FROM ferry_state.runs \
+                                WHERE run_id = $1), '-infinity'::timestamptz) AS at) \
+             SELECT s.target, count(*)::bigint, count(u.unit)::bigint, \
+               coalesce(sum(u.rows_read), 0)::bigint, coalesce(sum(u.rows_written), 0)::bigint, \
+               coalesce(sum(u.rows_rejected), 0)::bigint, \
+               count(u.unit) FILTER (WHERE u.committed_at >= a.at)::bigint, \
+               coalesce(sum(u.rows_written) FILTER (WHERE u.committed_at >= a.at), 0)::bigint, \
+               extract(epoch FROM max(u.committed_at) FILTER (WHERE u.committed_at >= a.at) \
+                 - min(u.committed_at - coalesce(u.elapsed_ms, 0) * interval '1 millisecond') \
+                   FILTER (WHERE u.committed_at >= a.at))::float8 \
+             FROM ferry_state.splits s CROSS JOIN attempt a \
+             LEFT JOIN ferry_state.units u \
+               ON u.run_id = s.run_id AND u.target = s.target AND u.unit = s.unit \
+             WHERE s.run_id = $1 GROUP BY s.target",
+            &[&run_id],
+        )
+        .await
+        .map_err(|e| pg("read the run's units", e))?;
+    if run.is_none() && rows.is_empty() {
+        return Ok(None);
+    }
+    let mut tables: Vec<TableState> = rows
+        .iter()
+        .map(|r| {
+            let (total, done): (i64, i64) = (r.get(1), r.get(2));
+            let (attempt_units, attempt_rows): (i64, i64) = (r.get(6), r.get(7));
+            let span: Option<f64> = r.get(8);
+            let span = span.filter(|s| *s > 0.0 && attempt_units > 0);
+            TableState {
+                target: r.get(0),
+                units_total: total,
+                units_done: done,
+                rows_read: r.get(3),
+                rows_written: r.get(4),
+                rows_rejected: r.get(5),
+                rows_per_s: span.map(|s| attempt_rows as f64 / s),
+                eta_s: span
+                    .filter(|_| done < total)
+                    .map(|s| s * (total - done) as f64 / attempt_units as f64),
+            }
+        })
+        .collect();
+    // Config order first (tables the run has not reached yet show with 0 units), then others.
+    let mut ordered = Vec::with_capacity(tables.len());
+    for table in &config.tables {
+        let (schema, name) = table.target_parts(&config.target.schema);
+        let target = format!("{schema}.{name}");
+        match tables.iter().position(|t| t.target == target) {
+            Some(i) => ordered.push(tables.remove(i)),
+            None => ordered.push(TableState {
+                target,
+                units_total: 0,
+                units_done: 0,
+                rows_read: 0,
+                rows_written: 0,
+                rows_rejected: 0,
+                rows_per_s: None,
+                eta_s: None,
+            }),
+        }
+    }
+    tables.sort_by(|a, b| a.target.cmp(&b.target));
+    ordered.extend(tables);
+    let get = |i: usize| run.as_ref().and_then(|r| r.get::<_, Option<String>>(i));
+    Ok(Some(RunState {
+        run_id: run_id.to_string(),
+        status: run
+            .as_ref()
+            .map_or_else(|| "unknown".to_string(), |r| r.get(0)),
+        attempts: run.as_ref().map_or(0, |r| r.get(1)),
+        started_at: get(2),
+        attempt_started_at: get(3),
+        finished_at: get(4),
+        error: get(5),
+        tables: ordered,
+    }))
+}
