@@ -567,6 +567,33 @@ mod tests {
         );
     }
 
+    /// The complete example of docs/config.md and the shipped examples parse.
+    #[test]
+    fn the_documented_and_shipped_examples_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let doc = std::fs::read_to_string(root.join("docs/config.md")).expect("docs/config.md");
+        let example = doc
+            .split("## A complete example")
+            .nth(1)
+            .and_then(|rest| rest.split("```toml\n").nth(1))
+            .and_then(|block| block.split("```").next())
+            .expect("docs/config.md has a complete example");
+        let any_env = |_: &str| Some("value".to_string());
+        let c = Config::parse(example, Path::new("docs/config.md"), &any_env)
+            .unwrap_or_else(|e| panic!("the complete example in docs/config.md: {e}"));
+        assert_eq!(c.run.id, "shop-2026-11");
+        assert_eq!(c.tables.len(), 1);
+        assert_eq!(c.keyspaces[0].exclude, ["*_archive"]);
+        for entry in std::fs::read_dir(root.join("examples")).expect("examples/") {
+            let path = entry.expect("entry").path().join("ferry.toml");
+            if path.exists() {
+                let text = std::fs::read_to_string(&path).expect("read example");
+                Config::parse(&text, &path, &any_env)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+        }
+    }
+
     #[test]
     fn bad_table_names_are_errors() {
         let text = MINIMAL.replace("ks.users", "users");
