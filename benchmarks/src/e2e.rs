@@ -389,13 +389,18 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
     let mut setup = Vec::new();
     for run in 0..args.runs.max(1) {
         for (i, &m) in connections.iter().enumerate() {
-            // The three sides one after the other at each M, so drift hits them alike.
+            // The three sides one after the other at each M, so drift hits them alike; one
+            // line per pass, so a CPU sampler running beside can tell the passes apart.
+            let done = |side: &str, p: &Pass| {
+                eprintln!("run {run} M={m}: {side} {:.0} rows/s", p.rows_per_s());
+            };
             let s = scan::ferry_scan(&scan_table, m).await?;
             if s.rows != args.rows {
                 return Err(
                     format!("scan-only read {} rows, expected {}", s.rows, args.rows).into(),
                 );
             }
+            done("scan-only", &s);
             let l = load::copy_units(&clients[..m], &encoder, &args.table, &units).await?;
             if l.rows != args.rows {
                 return Err(
@@ -403,14 +408,10 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
                 );
             }
             load::check_rows(admin, &args.table, args.rows, "load-only").await?;
+            done("load-only", &l);
             let (f, wall) = migrate_pass(&config(m)?, admin, &args.table, args.rows).await?;
             setup.push(wall - f.seconds);
-            eprintln!(
-                "run {run} M={m}: scan-only {:.0}, load-only {:.0}, ferry {:.0} rows/s",
-                s.rows_per_s(),
-                l.rows_per_s(),
-                f.rows_per_s()
-            );
+            done("ferry", &f);
             runs.scan[i].push(s);
             runs.load[i].push(l);
             runs.ferry[i].push(f);
@@ -424,20 +425,26 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
     } else {
         args.rss_rows.clone().unwrap_or_else(|| vec![args.rows])
     };
+    let mut rss_tables = Vec::new();
     for &rows in &rss_rows {
-        let table = if rows == args.rows {
+        rss_tables.push(if rows == args.rows {
             source.clone()
         } else {
             datagen::bench_table(&session, Shape::Mixed, rows, args.reuse).await?
-        };
-        eprintln!("peak RSS: migrating {rows} rows at {rss_m} connections in a child process");
-        let r = rss_pass(&args, admin, &table, rows, rss_m).await?;
-        eprintln!(
-            "peak RSS {:.0} MB, {:.0} rows/s",
-            r.output.peak_rss_mb,
-            r.output.rows_written as f64 / r.output.elapsed_s
-        );
-        runs.rss.push(r);
+        });
+    }
+    for run in 0..args.runs.max(1) {
+        // The sizes alternate, so drift hits them alike.
+        for (&rows, table) in rss_rows.iter().zip(&rss_tables) {
+            eprintln!("run {run}: migrating {rows} rows at {rss_m} connections in a child process");
+            let r = rss_pass(&args, admin, table, rows, rss_m).await?;
+            eprintln!(
+                "run {run}: peak RSS {:.0} MB, {:.0} rows/s",
+                r.output.peak_rss_mb,
+                r.output.rows_written as f64 / r.output.elapsed_s
+            );
+            runs.rss.push(r);
+        }
     }
 
     // Leave no rows and no run state behind.
@@ -485,6 +492,16 @@ fn ceiling_ratios(scan: &[Pass], load: &[Pass], ferry: &[Pass]) -> Vec<f64> {
         .collect()
 }
 
+/// Each run's `ferry / (1 / (1/scan-only + 1/load-only))`: against the rate of the scan and then
+/// the load one after the other, with no overlap (what sharing one set of cores tends to).
+fn no_overlap_ratios(scan: &[Pass], load: &[Pass], ferry: &[Pass]) -> Vec<f64> {
+    scan.iter()
+        .zip(load)
+        .zip(ferry)
+        .map(|((s, l), f)| f.rows_per_s() * (1.0 / s.rows_per_s() + 1.0 / l.rows_per_s()))
+        .collect()
+}
+
 /// The scenario's report from its passes; `process_rss_mb` is this process's peak RSS.
 pub fn build_report(rows: u64, runs: &E2eRuns, process_rss_mb: f64) -> ScenarioReport {
     let mut report = ScenarioReport::new("e2e", rows);
@@ -506,10 +523,19 @@ pub fn build_report(rows: u64, runs: &E2eRuns, process_rss_mb: f64) -> ScenarioR
             best = Some((i, figure.rows_per_s));
         }
         report.figures.push(figure);
-        let ratios = ceiling_ratios(scan, load, ferry);
-        let key = format!("ferry-{m}c/ceiling");
-        report.ratios.insert(key.clone(), median(&ratios));
-        report.ratio_runs.insert(key, ratios);
+        for (key, ratios) in [
+            (
+                format!("ferry-{m}c/ceiling"),
+                ceiling_ratios(scan, load, ferry),
+            ),
+            (
+                format!("ferry-{m}c/no-overlap"),
+                no_overlap_ratios(scan, load, ferry),
+            ),
+        ] {
+            report.ratios.insert(key.clone(), median(&ratios));
+            report.ratio_runs.insert(key, ratios);
+        }
     }
     if let Some((i, _)) = best {
         let m = runs.connections[i];
@@ -522,31 +548,41 @@ pub fn build_report(rows: u64, runs: &E2eRuns, process_rss_mb: f64) -> ScenarioR
              ferry/ceiling is at the connection count with the best ferry rows/s, {m}"
         ));
     }
+    // Peak RSS: one figure per table size (the median of its runs), and run by run, the
+    // largest size's over the smallest's.
+    let mut sizes: Vec<u64> = Vec::new();
     for r in &runs.rss {
-        let pass = Pass {
-            rows: r.output.rows_written,
-            bytes: r.output.copy_bytes,
-            seconds: r.output.elapsed_s,
-        };
-        report.figures.push(Figure::from_passes(
-            format!("migrate-{}-{}c", rows_label(r.rows), r.connections),
-            &[pass],
-            r.output.peak_rss_mb,
-        ));
+        if !sizes.contains(&r.rows) {
+            sizes.push(r.rows);
+        }
     }
-    let smallest = runs.rss.iter().min_by_key(|r| r.rows);
-    let largest = runs.rss.iter().max_by_key(|r| r.rows);
-    if let (Some(small), Some(large)) = (smallest, largest)
-        && large.rows > small.rows
+    let of_size = |rows: u64| runs.rss.iter().filter(move |r| r.rows == rows);
+    for &rows in &sizes {
+        let passes: Vec<Pass> = of_size(rows)
+            .map(|r| Pass {
+                rows: r.output.rows_written,
+                bytes: r.output.copy_bytes,
+                seconds: r.output.elapsed_s,
+            })
+            .collect();
+        let peaks: Vec<f64> = of_size(rows).map(|r| r.output.peak_rss_mb).collect();
+        let m = of_size(rows).next().map_or(0, |r| r.connections);
+        let name = format!("migrate-{}-{m}c", rows_label(rows));
+        report
+            .figures
+            .push(Figure::from_passes(&name, &passes, median(&peaks)));
+        report.rss_runs.insert(name, peaks);
+    }
+    if let (Some(&small), Some(&large)) = (sizes.iter().min(), sizes.iter().max())
+        && large > small
     {
-        report.rss_ratios.insert(
-            format!(
-                "rss-{}/rss-{}",
-                rows_label(large.rows),
-                rows_label(small.rows)
-            ),
-            large.output.peak_rss_mb / small.output.peak_rss_mb,
-        );
+        let ratios: Vec<f64> = of_size(large)
+            .zip(of_size(small))
+            .map(|(l, s)| l.output.peak_rss_mb / s.output.peak_rss_mb)
+            .collect();
+        let key = format!("rss-{}/rss-{}", rows_label(large), rows_label(small));
+        report.rss_ratios.insert(key.clone(), median(&ratios));
+        report.ratio_runs.insert(key, ratios);
     }
     report
 }
@@ -606,13 +642,10 @@ fn print(report: &ScenarioReport, runs: &E2eRuns) {
             spread(&ratios, true)
         );
     }
-    for r in &runs.rss {
+    for (name, peaks) in &report.rss_runs {
         println!(
-            "peak RSS, migrate of {} rows at {} connections in its own process: {:.0} MB ({} rows/s)",
-            rows_label(r.rows),
-            r.connections,
-            r.output.peak_rss_mb,
-            thousands(r.output.rows_written as f64 / r.output.elapsed_s)
+            "peak RSS of {name} (a migration in its own process): {} MB",
+            spread(peaks, false)
         );
     }
     for (k, v) in report.ratios.iter().chain(&report.rss_ratios) {
@@ -662,7 +695,13 @@ mod tests {
             ],
             load: vec![passes(&[50.0, 60.0, 40.0]), passes(&[500.0, 500.0, 500.0])],
             ferry: vec![passes(&[40.0, 30.0, 40.0]), passes(&[300.0, 320.0, 280.0])],
-            rss: vec![rss(5_000_000, 105.0), rss(1_000_000, 100.0)],
+            // Two runs of each size, alternating: per-run ratios 1.05 and 1.2.
+            rss: vec![
+                rss(5_000_000, 105.0),
+                rss(1_000_000, 100.0),
+                rss(5_000_000, 120.0),
+                rss(1_000_000, 100.0),
+            ],
         };
         let report = build_report(1_000, &runs, 500.0);
         let json = serde_json::to_value(&report).expect("serializes");
@@ -674,8 +713,14 @@ mod tests {
         assert!((ratio("ferry-4c/ceiling") - 0.75).abs() < 1e-9);
         // At the best M (4).
         assert!((ratio("ferry/ceiling") - 0.75).abs() < 1e-9);
+        // 40 × (1/100 + 1/50), 30 × (1/100 + 1/60), 40 × (1/100 + 1/40).
+        assert!((ratio("ferry-1c/no-overlap") - 1.2).abs() < 1e-9);
         let rss_ratio = json["rss_ratios"]["rss-5m/rss-1m"].as_f64().expect("rss");
-        assert!((rss_ratio - 1.05).abs() < 1e-9);
+        assert!((rss_ratio - 1.125).abs() < 1e-9);
+        assert_eq!(
+            json["rss_runs"]["migrate-5m-32c"],
+            serde_json::json!([105.0, 120.0])
+        );
         assert_eq!(
             json["ratio_runs"]["ferry-1c/ceiling"]
                 .as_array()
@@ -703,7 +748,7 @@ mod tests {
         );
         let figure = |i: usize| &json["figures"][i];
         assert_eq!(figure(5)["rows_per_s"], 300.0);
-        assert_eq!(figure(6)["peak_rss_mb"], 105.0);
+        assert_eq!(figure(6)["peak_rss_mb"], 112.5);
         assert_eq!(figure(6)["rows_per_s"], 500_000.0);
         for key in ["rows_per_s", "mb_per_s", "peak_rss_mb"] {
             assert!(figure(0)[key].is_number(), "{key}");

@@ -66,6 +66,9 @@ pub struct ScenarioReport {
     /// `ratios`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub rss_ratios: BTreeMap<String, f64>,
+    /// Every run's peak RSS in MB of the figures measured in processes of their own.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rss_runs: BTreeMap<String, Vec<f64>>,
     /// How the figures were taken (profile, runs, services).
     pub notes: Vec<String>,
 }
@@ -93,6 +96,7 @@ impl ScenarioReport {
             ratios: BTreeMap::new(),
             ratio_runs: BTreeMap::new(),
             rss_ratios: BTreeMap::new(),
+            rss_runs: BTreeMap::new(),
             notes: Vec::new(),
         }
     }
