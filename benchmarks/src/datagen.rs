@@ -2,14 +2,27 @@
 //! can recompute any row, and two runs with the same seed write the same table.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use scylla::client::session::Session;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::value::{CqlDate, CqlDecimal, CqlTimestamp, MaybeUnset};
 use uuid::Uuid;
 
-/// Concurrent inserts in flight.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The keyspace of the benchmark tables.
+pub const BENCH_KEYSPACE: &str = "ferry_bench";
+
+/// The seed of the benchmark tables.
+pub const BENCH_SEED: u64 = 1;
+
+/// Rows being written at once.
 const CONCURRENCY: usize = 256;
+
+/// Rows per partition of the mixed shape: row `i` is in partition `i / 4`.
+const MIXED_PARTITION_ROWS: usize = 4;
 
 /// The table shapes `datagen` can write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,8 +44,18 @@ impl Shape {
                  PRIMARY KEY ((account_id), event_id))"
             ),
             Shape::Mixed => format!(
-                "CREATE TABLE IF NOT EXISTS {keyspace}.{table} (id bigint, seq int, name text,                  email text, score double, ratio float, active boolean, created timestamp,                  birthday date, ref uuid, amount decimal, payload blob, PRIMARY KEY ((id), seq))"
+                "CREATE TABLE IF NOT EXISTS {keyspace}.{table} (id bigint, seq int, name text, \
+                 email text, score double, ratio float, active boolean, created timestamp, \
+                 birthday date, ref uuid, amount decimal, payload blob, PRIMARY KEY ((id), seq))"
             ),
+        }
+    }
+
+    /// The shape's name, as `--shape` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Quickstart => "quickstart",
+            Shape::Mixed => "mixed",
         }
     }
 
@@ -127,8 +150,8 @@ fn mixed_row(
         .map(|k| (h(12 + k as u64) & 0xff) as u8)
         .collect();
     (
-        (i / 4) as i64,
-        (i % 4) as i32,
+        (i / MIXED_PARTITION_ROWS as u64) as i64,
+        (i % MIXED_PARTITION_ROWS as u64) as i32,
         unset((h(100) % 20 != 0).then_some(name)),
         unset((h(101) % 10 != 0).then_some(email)),
         (h(4) % 1_000_000) as f64 / 7.0,
@@ -201,20 +224,95 @@ pub async fn generate(
                     shape.columns().join(", ")
                 ))
                 .await?;
-            stream::iter(0..rows)
-                .map(|i| {
-                    let insert = &insert;
-                    async move {
-                        session
-                            .execute_unpaged(insert, mixed_row(seed, i))
-                            .await
-                            .map(|_| ())
+            // One unlogged batch per partition (its MIXED_PARTITION_ROWS rows): a single
+            // mutation for Cassandra, a quarter of the requests of row-by-row inserts.
+            let batches: Vec<Batch> = (1..=MIXED_PARTITION_ROWS)
+                .map(|n| {
+                    let mut batch = Batch::new(BatchType::Unlogged);
+                    for _ in 0..n {
+                        batch.append_statement(insert.clone());
                     }
+                    batch
                 })
-                .buffer_unordered(CONCURRENCY)
+                .collect();
+            let partitions = rows.div_ceil(MIXED_PARTITION_ROWS as u64);
+            stream::iter(0..partitions)
+                .map(|p| {
+                    let first = p * MIXED_PARTITION_ROWS as u64;
+                    let values: Vec<_> = (first..(first + MIXED_PARTITION_ROWS as u64).min(rows))
+                        .map(|i| mixed_row(seed, i))
+                        .collect();
+                    let batch = &batches[values.len() - 1];
+                    async move { session.batch(batch, values).await.map(|_| ()) }
+                })
+                .buffer_unordered(CONCURRENCY / MIXED_PARTITION_ROWS)
                 .try_collect::<Vec<()>>()
                 .await?;
         }
     }
     Ok(())
+}
+
+/// Makes `ferry_bench.<shape>_<rows>` hold rows `0..rows` of `shape` (seed [`BENCH_SEED`]) and
+/// returns the table's name. With `reuse`, a table an earlier run finished writing is kept as it
+/// is; one whose writing did not finish (no row in `ferry_bench.seeded`) is written again.
+pub async fn bench_table(
+    session: &Arc<Session>,
+    shape: Shape,
+    rows: u64,
+    reuse: bool,
+) -> Result<String, BoxError> {
+    let keyspace = BENCH_KEYSPACE;
+    let table = format!("{}_{rows}", shape.name());
+    session
+        .query_unpaged(
+            format!(
+                "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
+                 {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+            ),
+            (),
+        )
+        .await?;
+    session
+        .query_unpaged(
+            format!(
+                "CREATE TABLE IF NOT EXISTS {keyspace}.seeded \
+                 (name text PRIMARY KEY, rows bigint, seed bigint)"
+            ),
+            (),
+        )
+        .await?;
+    let seeded = format!("SELECT rows, seed FROM {keyspace}.seeded WHERE name = ?");
+    let done = session
+        .query_unpaged(seeded, (&table,))
+        .await?
+        .into_rows_result()?
+        .maybe_first_row::<(i64, i64)>()?;
+    if reuse && done == Some((rows as i64, BENCH_SEED as i64)) {
+        return Ok(table);
+    }
+    eprintln!(
+        "writing {rows} rows of the {} shape into {keyspace}.{table}",
+        shape.name()
+    );
+    let forget = format!("DELETE FROM {keyspace}.seeded WHERE name = ?");
+    session.query_unpaged(forget, (&table,)).await?;
+    session
+        .query_unpaged(format!("DROP TABLE IF EXISTS {keyspace}.{table}"), ())
+        .await?;
+    session
+        .query_unpaged(shape.create_table_cql(keyspace, &table), ())
+        .await?;
+    let started = Instant::now();
+    generate(session, shape, keyspace, &table, rows, BENCH_SEED).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "wrote {rows} rows in {seconds:.1}s ({:.0} rows/s)",
+        rows as f64 / seconds
+    );
+    let record = format!("INSERT INTO {keyspace}.seeded (name, rows, seed) VALUES (?, ?, ?)");
+    session
+        .query_unpaged(record, (&table, rows as i64, BENCH_SEED as i64))
+        .await?;
+    Ok(table)
 }

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arrow::array::{
@@ -253,6 +254,48 @@ pub async fn ferry_copy(
     })
 }
 
+/// Load-only with the runner's work queue: `TRUNCATE`, then (timed) `units[k]`, work unit k's
+/// pre-encoded batches, handed out in order to whichever task of `clients` is free; each unit is
+/// `BEGIN; COPY … FROM STDIN (FORMAT binary); COMMIT`.
+pub async fn copy_units(
+    clients: &[Arc<Client>],
+    encoder: &CopyEncoder,
+    table: &str,
+    units: &Arc<Vec<Vec<EncodedBatch>>>,
+) -> Result<Pass, BoxError> {
+    let first = clients.first().ok_or("no connections")?;
+    truncate(first, table).await?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .iter()
+        .map(|client| {
+            let (client, units, next) = (Arc::clone(client), Arc::clone(units), Arc::clone(&next));
+            let sql = encoder.copy_sql().to_string();
+            tokio::spawn(async move {
+                let (mut rows, mut bytes) = (0u64, 0u64);
+                while let Some(unit) = units.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let (r, b) = copy_unit(&client, &sql, unit).await?;
+                    rows += r;
+                    bytes += b;
+                }
+                Ok::<_, BoxError>((rows, bytes))
+            })
+        })
+        .collect();
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    for task in tasks {
+        let (r, b) = task.await??;
+        rows += r;
+        bytes += b;
+    }
+    Ok(Pass {
+        rows,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
 /// One unit in its own transaction; returns (rows the server accepted, bytes sent).
 async fn copy_unit(
     client: &Client,
@@ -286,6 +329,18 @@ async fn copy_unit(
         .await
         .map_err(|e| pg("COMMIT", e))?;
     Ok((rows, bytes))
+}
+
+/// Refuses a target table name that would need quoting in the SQL it is spliced into.
+pub fn check_table_name(table: &str) -> Result<(), BoxError> {
+    if table.is_empty()
+        || !table
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(format!("--table {table:?}: use lower-case letters, digits and _").into());
+    }
+    Ok(())
 }
 
 /// `count` connections to `url`.
@@ -343,12 +398,7 @@ pub struct LoadArgs {
 pub async fn run(args: LoadArgs) -> Result<(), BoxError> {
     use crate::report::{Figure, ScenarioReport, median, peak_rss_mb};
     let table = args.table.as_str();
-    if !table
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        return Err(format!("--table {table}: use lower-case letters, digits and _").into());
-    }
+    check_table_name(table)?;
     let connections: Vec<usize> = args
         .connections
         .iter()

@@ -38,7 +38,7 @@ struct ScanArgs {
     /// Rows per page.
     #[arg(long, default_value_t = 5000)]
     page_size: i32,
-    /// Keep an existing benchmark table with the right row count instead of regenerating it.
+    /// Keep the benchmark table an earlier run finished writing instead of writing it again.
     #[arg(long)]
     reuse: bool,
     /// Cassandra contact point.
@@ -47,32 +47,12 @@ struct ScanArgs {
 }
 
 async fn scan(args: ScanArgs) -> Result<(), BoxError> {
-    let keyspace = "ferry_bench";
-    let table = format!("scan_{:?}_{}", args.shape, args.rows).to_lowercase();
+    let keyspace = datagen::BENCH_KEYSPACE;
     let session = cassandra::connect(&cassandra::CassandraConfig::new(vec![
         args.cassandra.clone(),
     ]))
     .await?;
-    session
-        .query_unpaged(
-            format!(
-                "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
-                 {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-            ),
-            (),
-        )
-        .await?;
-    let exists = SourceTable::load(&session, keyspace, &table).await.is_ok();
-    if !(args.reuse && exists) {
-        eprintln!("generating {} rows into {keyspace}.{table}", args.rows);
-        session
-            .query_unpaged(format!("DROP TABLE IF EXISTS {keyspace}.{table}"), ())
-            .await?;
-        session
-            .query_unpaged(args.shape.create_table_cql(keyspace, &table), ())
-            .await?;
-        datagen::generate(&session, args.shape, keyspace, &table, args.rows, 1).await?;
-    }
+    let table = datagen::bench_table(&session, args.shape, args.rows, args.reuse).await?;
     let source = SourceTable::load(&session, keyspace, &table).await?;
     let splits = plan_splits(
         &session,
@@ -261,6 +241,12 @@ enum Command {
     /// Load-only throughput: pre-encoded batches over 1..M connections against the server's own
     /// `COPY FROM 'file'` of the same bytes.
     Load(ferry_benchmarks::load::LoadArgs),
+    /// End-to-end migration throughput at 1..M connections against scan-only and load-only of
+    /// the same rows, and the migration's peak RSS at one or more table sizes.
+    E2e(ferry_benchmarks::e2e::E2eArgs),
+    /// One migration whose peak RSS `e2e` reads (run by `e2e` in a process of its own).
+    #[command(hide = true)]
+    E2eChild(ferry_benchmarks::e2e::ChildArgs),
     /// Write a reproducible table into Cassandra.
     Datagen {
         /// Table shape.
@@ -300,6 +286,20 @@ async fn main() -> ExitCode {
             }
         },
         Command::Load(args) => match ferry_benchmarks::load::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::E2e(args) => match ferry_benchmarks::e2e::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::E2eChild(args) => match ferry_benchmarks::e2e::child(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -58,6 +58,17 @@ pub struct ScenarioReport {
     pub versions: BTreeMap<String, String>,
     pub figures: Vec<Figure>,
     pub ratios: BTreeMap<String, f64>,
+    /// Every run's value of the ratios that are medians of run-by-run ratios, so the spread is
+    /// visible.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ratio_runs: BTreeMap<String, Vec<f64>>,
+    /// Peak RSS over peak RSS (lower is better, 1 is flat). Not throughput ratios, so not in
+    /// `ratios`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rss_ratios: BTreeMap<String, f64>,
+    /// Every run's peak RSS in MB of the figures measured in processes of their own.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rss_runs: BTreeMap<String, Vec<f64>>,
     /// How the figures were taken (profile, runs, services).
     pub notes: Vec<String>,
 }
@@ -83,6 +94,9 @@ impl ScenarioReport {
             versions,
             figures: Vec::new(),
             ratios: BTreeMap::new(),
+            ratio_runs: BTreeMap::new(),
+            rss_ratios: BTreeMap::new(),
+            rss_runs: BTreeMap::new(),
             notes: Vec::new(),
         }
     }

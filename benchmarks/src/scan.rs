@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use arrow::array::RecordBatch;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use ferry_connectors::cassandra::CassandraTable;
@@ -97,4 +98,26 @@ pub async fn ferry_scan(table: &CassandraTable, concurrency: usize) -> Result<Pa
         bytes: counters.bytes.load(Ordering::Relaxed) - bytes_before,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Reads every split of Ferry's scan once and keeps its batches: element k holds split k's.
+pub async fn collect_splits(
+    table: &CassandraTable,
+    concurrency: usize,
+) -> Result<Vec<Vec<RecordBatch>>, BoxError> {
+    let exec = Arc::new(table.scan_exec(None, None).await?);
+    let ctx = SessionContext::new().task_ctx();
+    stream::iter(0..table.splits().len())
+        .map(|k| {
+            let (exec, ctx) = (Arc::clone(&exec), Arc::clone(&ctx));
+            let task = tokio::spawn(async move {
+                let batches: Vec<RecordBatch> = exec.execute(k, ctx)?.try_collect().await?;
+                Ok::<_, BoxError>(batches)
+            });
+            async move { task.await? }
+        })
+        // `buffered`, not `buffer_unordered`: the result is in split order.
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await
 }
