@@ -154,8 +154,8 @@ pub fn migrate_config(
         q(&format!("public.{table}")),
     );
     let mut config = Config::parse(&text, Path::new("ferry-bench-e2e.toml"), &|_| None)?;
-    // Each pass starts from no checkpoints (the caller empties the table).
-    config.run.fresh = true;
+    // Each pass starts from an empty table and no checkpoints.
+    config.run.restart = true;
     Ok(config)
 }
 

@@ -370,6 +370,21 @@ impl Checkpoints {
         Ok(n == 1)
     }
 
+    /// Forgets this table's run state (its split plan and committed units); the target rows
+    /// stay, so the caller empties the table when it wants the units loaded again.
+    pub async fn forget(&self, client: &Client) -> Result<()> {
+        for table in ["ferry_state.units", "ferry_state.splits"] {
+            client
+                .execute(
+                    &format!("DELETE FROM {table} WHERE run_id = $1 AND target = $2"),
+                    &[&self.run_id, &self.target],
+                )
+                .await
+                .map_err(|e| pg("forget the run state", e))?;
+        }
+        Ok(())
+    }
+
     /// Starts the table over: empties the target table (when it exists) and forgets this
     /// table's run state (its split plan and committed units), in one transaction.
     pub async fn restart(&self, client: &mut Client) -> Result<()> {
