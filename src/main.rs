@@ -135,11 +135,6 @@ const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A query's result is the output; the driver's connection chatter would only bury it.
-    let default_level = match cli.command {
-        Command::Query { .. } | Command::Schema { .. } | Command::Status { .. } => "warn",
-        Command::Migrate { .. } => "info",
-    };
     let bars = match cli.command {
         Command::Migrate { progress, .. } => match progress {
             ProgressMode::Bars => true,
@@ -147,6 +142,13 @@ fn main() -> ExitCode {
             ProgressMode::Auto => std::io::stderr().is_terminal(),
         },
         _ => false,
+    };
+    // A query's result is the output; the driver's connection chatter would only bury it. With
+    // bars, they say what the per-unit lines would; warnings and errors still show above them.
+    let default_level = match cli.command {
+        Command::Query { .. } | Command::Schema { .. } | Command::Status { .. } => "warn",
+        Command::Migrate { .. } if bars => "warn",
+        Command::Migrate { .. } => "info",
     };
     let multi = bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
     tracing_subscriber::fmt()
