@@ -780,7 +780,7 @@ mod tests {
         .expect("valid config");
         assert_eq!(config.run.connections, 16);
         assert_eq!(config.run.splits, SplitCount::Fixed(64));
-        assert!(config.run.fresh);
+        assert!(config.run.restart);
         assert_eq!(config.tables[0].target_parts("x"), ("public", "target"));
         assert_eq!(config.source.page_size, 5000);
     }
