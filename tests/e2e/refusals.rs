@@ -5,9 +5,16 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Int32Type, Int64Type, UInt32Type, UInt64Type};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{
+    DataType, Int32Type, Int64Type, IntervalMonthDayNanoType, UInt32Type, UInt64Type,
+};
+use datafusion::prelude::SessionContext;
+use ferry_connectors::cassandra::{
+    CassandraConfig, CassandraTable, SourceTable, SplitCount, connect, plan_splits,
+};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use scylla::value::CqlDuration;
 
@@ -641,4 +648,149 @@ async fn rejected_rows_go_to_parquet_files_once_with_their_values() {
     ] {
         assert!(classes.contains_key(class), "{class} in {classes:?}");
     }
+}
+
+/// Every CQL type in reject files: the torture table into a table whose CHECK refuses all rows
+/// but the spread ones. The files hold the refused rows exactly as Ferry's scan reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_files_hold_every_cql_type_exactly() {
+    const KS: &str = "ferry_refusals_torture";
+    let session = support::cassandra().await;
+    let client = support::postgres().await;
+    crate::torture::seed_into(&session, KS, "everything").await;
+    client
+        .batch_execute("DROP TABLE IF EXISTS refusal_torture")
+        .await
+        .expect("drop target");
+    let dir = support::scratch_dir("refusals_torture");
+    let config = support::write_config(
+        &dir,
+        "splits = 4\nconnections = 2",
+        &format!("[[table]]\nsource = \"{KS}.everything\"\ntarget = \"refusal_torture\""),
+    );
+    let out = support::ferry(&[
+        "schema",
+        "-c",
+        config.to_str().expect("utf-8 path"),
+        "--apply",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    client
+        .batch_execute("ALTER TABLE refusal_torture ADD CONSTRAINT spread_only CHECK (pk >= 10)")
+        .await
+        .expect("add check");
+
+    let report = support::migrate_ok(&config);
+    let t = &report["tables"][0];
+    let spread = 200u64;
+    let seeded = crate::torture::SEEDED_ROWS as u64;
+    assert_eq!(t["rows_read"].as_u64(), Some(seeded), "{t}");
+    assert_eq!(t["rows_written"].as_u64(), Some(spread), "{t}");
+    assert_eq!(t["rows_rejected"].as_u64(), Some(seeded - spread), "{t}");
+    // Five rows hold dates or timestamps PostgreSQL cannot: the encoder's; the target refuses
+    // the rest.
+    assert_eq!(
+        t["rejects_by_reason"],
+        serde_json::json!({
+            "encoder:out_of_range": 5,
+            "target:23514": seeded - spread - 5,
+        }),
+        "{t}"
+    );
+
+    // Ferry's own scan of the table, by key.
+    let ferry_session = connect(&CassandraConfig::new(vec![support::cassandra_addr()]))
+        .await
+        .expect("connect");
+    let source = SourceTable::load(&ferry_session, KS, "everything")
+        .await
+        .expect("schema");
+    let splits = plan_splits(&ferry_session, KS, "everything", SplitCount::Fixed(4), None)
+        .await
+        .expect("splits");
+    let ctx = SessionContext::new();
+    ctx.register_table(
+        "t",
+        Arc::new(CassandraTable::new(ferry_session, source, splits, 1000)),
+    )
+    .expect("register");
+    let scanned = ctx
+        .sql("SELECT * FROM t WHERE pk < 10")
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("scan");
+    let key = |b: &RecordBatch, i: usize| {
+        let int = |name: &str| {
+            b.column_by_name(name)
+                .expect("key column")
+                .as_primitive::<Int32Type>()
+                .value(i)
+        };
+        (int("pk"), int("ck"))
+    };
+    let mut expected = BTreeMap::new();
+    for b in &scanned {
+        for i in 0..b.num_rows() {
+            expected.insert(key(b, i), (b, i));
+        }
+    }
+    assert_eq!(expected.len() as u64, seeded - spread);
+
+    let table_dir = std::fs::read_dir(dir.join("rejects"))
+        .expect("reject dir")
+        .next()
+        .expect("the run's directory")
+        .expect("entry")
+        .path()
+        .join("public.refusal_torture");
+    let mut seen = HashSet::new();
+    for path in parquet_files(&table_dir) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("open"))
+            .expect("a Parquet file")
+            .build()
+            .expect("reader");
+        for batch in reader {
+            let batch = batch.expect("batch");
+            for i in 0..batch.num_rows() {
+                let k = key(&batch, i);
+                assert!(seen.insert(k), "{k:?} twice");
+                let (want, j) = expected.get(&k).copied().unwrap_or_else(|| {
+                    panic!("{k:?} is in {} but should have loaded", path.display())
+                });
+                for (field, column) in want.schema().fields().iter().zip(want.columns()) {
+                    let got = batch
+                        .column_by_name(field.name())
+                        .unwrap_or_else(|| panic!("{} in {}", field.name(), path.display()));
+                    if let DataType::Interval(_) = field.data_type() {
+                        let v = column.as_primitive::<IntervalMonthDayNanoType>();
+                        assert_eq!(got.is_null(i), v.is_null(j), "{k:?} {}", field.name());
+                        let got = got.as_struct();
+                        let want = v.value(j);
+                        let parts = (
+                            got.column(0).as_primitive::<Int32Type>().value(i),
+                            got.column(1).as_primitive::<Int32Type>().value(i),
+                            got.column(2).as_primitive::<Int64Type>().value(i),
+                        );
+                        if !v.is_null(j) {
+                            assert_eq!(parts, (want.months, want.days, want.nanoseconds));
+                        }
+                    } else {
+                        assert_eq!(
+                            got.slice(i, 1).to_data(),
+                            column.slice(j, 1).to_data(),
+                            "{k:?} {}",
+                            field.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(seen.len(), expected.len(), "every refused row is in a file");
 }
