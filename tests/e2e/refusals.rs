@@ -648,6 +648,21 @@ async fn rejected_rows_go_to_parquet_files_once_with_their_values() {
     ] {
         assert!(classes.contains_key(class), "{class} in {classes:?}");
     }
+
+    // `--fresh` forgets the run's reject files with its checkpoints: a file no unit of the new
+    // attempt writes (left by a different split plan, say) is gone afterwards.
+    std::fs::write(table_dir.join("unit-99.parquet"), b"stale").expect("plant a stale file");
+    client
+        .batch_execute("TRUNCATE refusal_mixed")
+        .await
+        .expect("truncate");
+    let fresh = support::migrate_ok_with(&config, &["--fresh"]);
+    let files = strings(&fresh["tables"][0]["reject_files"]);
+    assert_eq!(
+        parquet_files(&table_dir),
+        files.iter().map(PathBuf::from).collect::<Vec<_>>()
+    );
+    assert_eq!(read_reject_files(&table_dir).len(), rejected.len());
 }
 
 /// Every CQL type in reject files: the torture table into a table whose CHECK refuses all rows
