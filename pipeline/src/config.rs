@@ -74,6 +74,10 @@ pub struct RunConfig {
     /// transform (the statement `ferry schema` prints) before planning it. Default false.
     #[serde(default)]
     pub create_tables: bool,
+    /// Where rejected rows are written, as Parquet: `<reject_dir>/<run id>/<schema.table>/
+    /// unit-<k>.parquet` (see docs/rejects.md). Relative to the config file. Default `rejects`.
+    #[serde(default = "default_reject_dir")]
+    pub reject_dir: PathBuf,
 }
 
 impl Default for RunConfig {
@@ -87,8 +91,13 @@ impl Default for RunConfig {
             create_tables: false,
             mode: WriteMode::default(),
             max_rejects: None,
+            reject_dir: default_reject_dir(),
         }
     }
+}
+
+fn default_reject_dir() -> PathBuf {
+    PathBuf::from("rejects")
 }
 
 fn default_connections() -> usize {
@@ -135,6 +144,9 @@ pub struct TableConfig {
     /// This table's reject limit, overriding `run.max_rejects`.
     #[serde(default)]
     pub max_rejects: Option<u64>,
+    /// Where this table's rejected rows are written, overriding `run.reject_dir`.
+    #[serde(default)]
+    pub reject_dir: Option<PathBuf>,
 }
 
 /// Every table of a keyspace (or those its patterns select), each moved as a `[[table]]` with
@@ -206,6 +218,7 @@ impl KeyspaceConfig {
             create_tables: self.create_tables,
             mode: self.mode,
             max_rejects: self.max_rejects,
+            reject_dir: None,
         }
     }
 }
@@ -267,6 +280,11 @@ impl TableConfig {
     /// Whether `migrate` creates this table when it is missing.
     pub fn create_tables(&self, run: &RunConfig) -> bool {
         self.create_tables.unwrap_or(run.create_tables)
+    }
+
+    /// Where this table's rejected rows go (before resolving against the config file).
+    pub fn reject_dir<'a>(&'a self, run: &'a RunConfig) -> &'a Path {
+        self.reject_dir.as_deref().unwrap_or(&run.reject_dir)
     }
 
     /// `(schema, table)` of the target.
@@ -369,10 +387,22 @@ impl Config {
         if self.run.connections == 0 {
             return Err("run.connections must be at least 1".into());
         }
+        if self.run.reject_dir.as_os_str().is_empty() {
+            return Err("run.reject_dir must not be empty (rejected rows are always kept)".into());
+        }
         for t in &self.tables {
             if t.source_parts().is_none() {
                 return Err(format!(
                     "table source {:?} must be `keyspace.table`",
+                    t.source
+                ));
+            }
+            if t.reject_dir
+                .as_ref()
+                .is_some_and(|d| d.as_os_str().is_empty())
+            {
+                return Err(format!(
+                    "table {}: reject_dir must not be empty (rejected rows are always kept)",
                     t.source
                 ));
             }
@@ -495,6 +525,32 @@ mod tests {
         let c = Config::parse(&text, Path::new("f.toml"), &env).expect("valid");
         assert!(!c.tables[0].create_tables(&c.run));
         assert!(c.tables[1].create_tables(&c.run));
+    }
+
+    #[test]
+    fn reject_dir_defaults_next_to_the_config_and_a_table_overrides_it() {
+        let c = Config::parse(MINIMAL, Path::new("f.toml"), &env).expect("valid");
+        assert_eq!(c.tables[0].reject_dir(&c.run), Path::new("rejects"));
+        let text = MINIMAL.replace(
+            "[[table]]",
+            "[run]\nreject_dir = \"/var/ferry/bad\"\n[[table]]\nreject_dir = \"mine\"\n\
+             source = \"ks.a\"\n[[table]]",
+        );
+        let c = Config::parse(&text, Path::new("f.toml"), &env).expect("valid");
+        assert_eq!(c.tables[0].reject_dir(&c.run), Path::new("mine"));
+        assert_eq!(c.tables[1].reject_dir(&c.run), Path::new("/var/ferry/bad"));
+        let text = MINIMAL.replace("[[table]]", "[run]\nreject_dir = \"\"\n[[table]]");
+        let err = Config::parse(&text, Path::new("f.toml"), &env).expect_err("empty");
+        assert!(
+            err.to_string().contains("reject_dir must not be empty"),
+            "{err}"
+        );
+        let text = MINIMAL.replace("ks.users\"", "ks.users\"\nreject_dir = \"\"");
+        let err = Config::parse(&text, Path::new("f.toml"), &env).expect_err("empty");
+        assert!(
+            err.to_string().contains("table ks.users: reject_dir"),
+            "{err}"
+        );
     }
 
     #[test]

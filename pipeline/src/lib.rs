@@ -2,7 +2,8 @@
 //!
 //! [`config`] reads `ferry.toml`; [`plan`] builds, per table, the DataFusion plan (Cassandra scan →
 //! transform SQL) and the COPY encoder for the target; [`runner`] hands the plan's partitions to
-//! workers that each own one target connection; [`report`] is the JSON every command writes;
+//! workers that each own one target connection; [`rejects`] writes the rows a unit rejected as
+//! Parquet; [`report`] is the JSON every command writes;
 //! [`query`] runs ad-hoc SQL over the configured Cassandra keyspaces (`ferry query`); [`schema`]
 //! generates (and can run) the target tables' `CREATE TABLE` statements (`ferry schema`).
 //!
@@ -15,6 +16,7 @@ pub mod error;
 pub mod plan;
 pub mod progress;
 pub mod query;
+pub mod rejects;
 pub mod report;
 pub mod runner;
 pub mod schema;

@@ -21,6 +21,7 @@ use tokio_postgres::Client;
 use crate::checkpoint::Checkpoints;
 use crate::config::{Config, TableConfig, WriteMode};
 use crate::error::{PipelineError, Result};
+use crate::rejects::RejectFiles;
 
 /// A table, ready to run: partition k of `plan` is work unit k.
 #[derive(Debug)]
@@ -38,6 +39,8 @@ pub struct TablePlan {
     pub mode: WriteMode,
     /// Rejected rows beyond which the table stops.
     pub max_rejects: Option<u64>,
+    /// Where each unit's rejected rows are written.
+    pub rejects: RejectFiles,
 }
 
 impl TablePlan {
@@ -208,5 +211,6 @@ pub async fn plan_table(
         counters: planned.counters,
         mode,
         max_rejects: table.max_rejects.or(config.run.max_rejects),
+        rejects: RejectFiles::new(config, table),
     })
 }

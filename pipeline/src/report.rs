@@ -4,9 +4,10 @@
 //! `source`, `target`, `rows_read`, `rows_written`, `rows_rejected`, `units_total`, `units_done`,
 //! `elapsed_s`) are never renamed; fields are only ever added.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use ferry_connectors::yugabyte::Reject;
+use ferry_connectors::yugabyte::{Reject, UnitOutcome};
 use serde::Serialize;
 
 use crate::error::{PipelineError, Result};
@@ -87,6 +88,13 @@ pub struct TableReport {
     pub rows_per_s: f64,
     /// The first rejects, with split, row, column and reason.
     pub rejects: Vec<RejectRecord>,
+    /// Rejects counted by kind ([`Reject::class`]): `encoder:<kind>` or `target:<SQLSTATE>`.
+    pub rejects_by_reason: BTreeMap<String, u64>,
+    /// The Parquet files this attempt wrote the rejected rows to, one per unit, in unit order.
+    pub reject_files: Vec<String>,
+    /// Units whose rows read ≠ rows written + rows rejected (the target dropped rows without
+    /// refusing them, e.g. a trigger); the table is then not complete.
+    pub unbalanced_units: Vec<usize>,
     /// Why the table failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -100,27 +108,74 @@ pub struct RejectRecord {
     pub row: usize,
     pub column: String,
     pub reason: String,
+    /// The server's SQLSTATE when the target refused the row; null for the encoder's rejects.
+    pub sqlstate: Option<String>,
 }
 
 impl RejectRecord {
-    /// A reject of the encoder, located in `split`.
+    /// A reject located in `split`.
     pub fn new(split: usize, reject: Reject) -> Self {
         Self {
             split,
             row: reject.row,
             column: reject.column,
             reason: reject.reason,
+            sqlstate: reject.sqlstate,
         }
     }
 }
 
 impl TableReport {
+    /// Adds a committed unit's figures; `reject_file` is where its rejected rows were written.
+    pub fn add_unit(&mut self, split: usize, outcome: &UnitOutcome, reject_file: Option<PathBuf>) {
+        let rejected = outcome.rejects.len() as u64;
+        self.units_done += 1;
+        self.rows_read += outcome.rows_read;
+        self.rows_written += outcome.rows_written;
+        self.rows_rejected += rejected;
+        self.copy_bytes += outcome.bytes;
+        self.truncated_values += outcome.truncated;
+        if outcome.rows_read != outcome.rows_written + rejected {
+            tracing::error!(
+                table = %self.source, split, rows_read = outcome.rows_read,
+                rows_written = outcome.rows_written, rows_rejected = rejected,
+                "rows read ≠ rows written + rows rejected: the target dropped rows without refusing them"
+            );
+            self.unbalanced_units.push(split);
+        }
+        for reject in &outcome.rejects {
+            *self.rejects_by_reason.entry(reject.class()).or_default() += 1;
+        }
+        let room = REJECT_SAMPLES.saturating_sub(self.rejects.len());
+        self.rejects.extend(
+            outcome
+                .rejects
+                .iter()
+                .take(room)
+                .map(|r| RejectRecord::new(split, r.clone())),
+        );
+        if let Some(file) = reject_file {
+            self.reject_files.push(file.display().to_string());
+            // Workers finish units in any order; the report lists them by unit.
+            self.reject_files.sort_by_key(|f| unit_number(f));
+        }
+    }
+
     /// Whether the table finished and every row is accounted for.
     pub fn is_complete(&self) -> bool {
         self.error.is_none()
             && self.units_done == self.units_total
             && self.rows_read == self.rows_written + self.rows_rejected
+            && self.unbalanced_units.is_empty()
     }
+}
+
+/// `k` of a path ending in `unit-<k>.parquet`, to sort reject files by unit.
+fn unit_number(path: &str) -> usize {
+    path.rsplit_once("unit-")
+        .and_then(|(_, tail)| tail.strip_suffix(".parquet"))
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(usize::MAX)
 }
 
 impl Report {
@@ -179,6 +234,64 @@ mod tests {
             Report::new("migrate", 1.0, vec![t], None).status,
             Status::Failed
         );
+    }
+
+    #[test]
+    fn units_add_up_with_reject_kinds_files_and_balance() {
+        let reject = |row, sqlstate: Option<&str>| Reject {
+            row,
+            column: "qty".into(),
+            reason: match sqlstate {
+                Some(s) => format!("the target refused the row: no (SQLSTATE {s})"),
+                None => "70000 is out of range for smallint".into(),
+            },
+            sqlstate: sqlstate.map(Into::into),
+        };
+        let mut t = TableReport {
+            units_total: 3,
+            ..Default::default()
+        };
+        let unit = |read, written, rejects: Vec<Reject>| UnitOutcome {
+            rows_read: read,
+            rows_written: written,
+            rejects,
+            ..Default::default()
+        };
+        t.add_unit(
+            10,
+            &unit(5, 3, vec![reject(0, None), reject(4, Some("23505"))]),
+            Some(PathBuf::from("/r/run/s.t/unit-10.parquet")),
+        );
+        t.add_unit(
+            2,
+            &unit(4, 3, vec![reject(1, Some("23505"))]),
+            Some(PathBuf::from("/r/run/s.t/unit-2.parquet")),
+        );
+        t.add_unit(0, &unit(7, 7, vec![]), None);
+        assert_eq!((t.rows_read, t.rows_written, t.rows_rejected), (16, 13, 3));
+        assert_eq!(
+            t.reject_files,
+            vec!["/r/run/s.t/unit-2.parquet", "/r/run/s.t/unit-10.parquet"]
+        );
+        let kinds: Vec<(&str, u64)> = t
+            .rejects_by_reason
+            .iter()
+            .map(|(k, n)| (k.as_str(), *n))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![("encoder:out_of_range", 1), ("target:23505", 2)]
+        );
+        assert_eq!(t.rejects[1].sqlstate.as_deref(), Some("23505"));
+        assert!(t.is_complete());
+
+        // A unit whose rows do not add up fails the table, even if the totals would.
+        t.units_total += 2;
+        t.add_unit(5, &unit(3, 2, vec![]), None);
+        t.add_unit(6, &unit(1, 2, vec![]), None);
+        assert_eq!(t.rows_read, t.rows_written + t.rows_rejected);
+        assert_eq!(t.unbalanced_units, vec![5, 6]);
+        assert!(!t.is_complete());
     }
 
     #[test]

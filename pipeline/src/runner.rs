@@ -21,7 +21,8 @@ use crate::config::{Config, TableConfig, WriteMode};
 use crate::error::{PipelineError, Result};
 use crate::plan::{TablePlan, expand_tables, plan_table};
 use crate::progress::{RunProgress, TableProgress};
-use crate::report::{REJECT_SAMPLES, RejectRecord, Report, TableReport, UnitSemantics};
+use crate::rejects::RejectFiles;
+use crate::report::{Report, TableReport, UnitSemantics};
 use crate::schema::create_missing_table;
 
 /// Runs `migrate` for every table of `config`, in order, and reports.
@@ -116,6 +117,7 @@ async fn restart(config: &Config, client: &mut PlacedClient) -> Result<()> {
         Checkpoints::new(&config.run.id, schema, name)
             .restart(client)
             .await?;
+        RejectFiles::new(config, table).forget().await?;
     }
     checkpoint::forget_run(client, &config.run.id).await
 }
@@ -302,22 +304,15 @@ async fn worker(
         progress
             .table
             .unit_committed(outcome.rows_written, outcome.rejects.len() as u64);
-        let mut report = progress.report.lock().await;
-        report.units_done += 1;
-        report.rows_read += outcome.rows_read;
-        report.rows_written += outcome.rows_written;
-        report.rows_rejected += outcome.rejects.len() as u64;
-        report.copy_bytes += outcome.bytes;
-        report.truncated_values += outcome.truncated;
-        for reject in outcome.rejects {
+        for reject in &outcome.rejects {
             tracing::warn!(
                 table = %plan.source, split = unit, row = reject.row,
                 column = %reject.column, reason = %reject.reason, "row rejected"
             );
-            if report.rejects.len() < REJECT_SAMPLES {
-                report.rejects.push(RejectRecord::new(unit, reject));
-            }
         }
+        let file = (!outcome.rejects.is_empty()).then(|| plan.rejects.unit_path(unit));
+        let mut report = progress.report.lock().await;
+        report.add_unit(unit, &outcome, file);
         if let Some(max) = plan.max_rejects
             && report.rows_rejected > max
         {
@@ -402,6 +397,8 @@ async fn run_unit(
         tx.rollback().await.map_err(pg_err("ROLLBACK"))?;
         return Ok(None);
     }
+    // Before the commit: a committed unit always has its reject file.
+    plan.rejects.write_unit(unit, &outcome).await?;
     tx.commit().await.map_err(pg_err("COMMIT"))?;
     Ok(Some(outcome))
 }
@@ -436,6 +433,7 @@ async fn run_unit_fast(
         .map_err(pg_err("fast mode settings"))?;
     let batches = plan.plan.execute(unit, Arc::clone(&plan.task_ctx))?;
     let outcome = yugabyte::write_unit(&*client, &plan.encoder, batches).await?;
+    plan.rejects.write_unit(unit, &outcome).await?;
     let record = UnitRecord {
         rows_read: outcome.rows_read,
         rows_written: outcome.rows_written,

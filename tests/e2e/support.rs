@@ -198,7 +198,7 @@ pub fn migrate_ok(config: &Path) -> serde_json::Value {
     migrate_ok_with(config, &[])
 }
 
-/// [`migrate_ok`] with more arguments, e.g. `--fresh`.
+/// [`migrate_ok`] with more arguments, e.g. `--restart`.
 pub fn migrate_ok_with(config: &Path, args: &[&str]) -> serde_json::Value {
     let report = config.with_file_name("report.json");
     let mut all = vec![

@@ -8,10 +8,15 @@
 //! the caller rolls back. [`write_unit_isolating`] then loads the unit again batch by batch, each
 //! COPY under a savepoint; a refused batch is bisected down to the rows the server refuses, which
 //! become rejects carrying the server's message, while every other row is loaded.
+//!
+//! Either way the rejected rows themselves are kept, as the plan produced them, so the caller can
+//! write them out (see `ferry_pipeline::rejects`).
 
 use std::pin::pin;
 
+use arrow::array::{RecordBatch, UInt32Array};
 use bytes::Bytes;
+use datafusion::error::DataFusionError;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use tokio_postgres::{Client, CopyInSink, Transaction};
@@ -124,8 +129,13 @@ pub struct UnitOutcome {
     pub rows_read: u64,
     /// Rows the server accepted (COPY's row count).
     pub rows_written: u64,
-    /// Rows the encoder left out, with reasons; rows are numbered within the unit.
+    /// Rows the encoder left out or the server refused, with reasons, in row order; rows are
+    /// numbered within the unit.
     pub rejects: Vec<Reject>,
+    /// The rejected rows themselves, with the plan's schema: row i of these batches, taken in
+    /// order, is `rejects[i]`. Copies of just those rows (not slices that would keep whole
+    /// batches alive), one small batch per input batch that had rejects.
+    pub rejected_rows: Vec<RecordBatch>,
     /// COPY bytes sent.
     pub bytes: u64,
     /// Values whose sub-microsecond digits were dropped (see [`super::encoder::EncodedBatch`]).
@@ -184,10 +194,16 @@ pub async fn write_unit(
     let mut outcome = UnitOutcome::default();
     let mut encoded = batches
         .map_err(ConnectorError::from)
-        .map_ok(|batch| async move { Ok::<_, ConnectorError>(encoder.encode_async(batch).await) })
+        .map_ok(|batch| async move {
+            let encoded = encoder.encode_async(batch.clone()).await;
+            // Taken here, so the batch is dropped as soon as it is encoded.
+            let rejected = take_rows(&batch, encoded.rejects.iter().map(|r| r.row))?;
+            Ok::<_, ConnectorError>((encoded, rejected))
+        })
         .try_buffered(ENCODE_AHEAD);
     while let Some(batch) = encoded.next().await {
-        let batch = batch?;
+        let (batch, rejected) = batch?;
+        outcome.rejected_rows.extend(rejected);
         let first_row = outcome.rows_read as usize;
         outcome.rows_read += (batch.rows + batch.rejects.len()) as u64;
         outcome.bytes += batch.bytes() as u64;
@@ -222,6 +238,8 @@ pub async fn write_unit_isolating(
         let batch = batch.map_err(ConnectorError::from)?;
         let first_row = outcome.rows_read as usize;
         outcome.rows_read += batch.num_rows() as u64;
+        // The batch's rejected rows, in order: ranges are loaded first to last.
+        let mut rejected = Vec::new();
         // Row ranges of the batch still to load, the next one on top.
         let mut pending = Vec::new();
         pending.push(0..batch.num_rows());
@@ -251,6 +269,7 @@ pub async fn write_unit_isolating(
                     outcome.rows_written += written;
                     outcome.bytes += bytes;
                     outcome.truncated += encoded.truncated;
+                    rejected.extend(encoded.rejects.iter().map(|r| range.start + r.row));
                     outcome
                         .rejects
                         .extend(encoded.rejects.into_iter().map(|mut r| {
@@ -267,6 +286,7 @@ pub async fn write_unit_isolating(
                             source,
                         })?;
                     if range.len() == 1 {
+                        rejected.push(range.start);
                         outcome
                             .rejects
                             .push(server_reject(first_row + range.start, &e));
@@ -283,8 +303,26 @@ pub async fn write_unit_isolating(
                 }
             }
         }
+        outcome
+            .rejected_rows
+            .extend(take_rows(&batch, rejected.into_iter())?);
     }
     Ok(outcome)
+}
+
+/// Copies rows `rows` (in that order) of `batch` into a batch of their own; none when `rows` is
+/// empty.
+fn take_rows(
+    batch: &RecordBatch,
+    rows: impl Iterator<Item = usize>,
+) -> Result<Option<RecordBatch>> {
+    let indices: UInt32Array = rows.map(|r| r as u32).collect();
+    if indices.is_empty() {
+        return Ok(None);
+    }
+    arrow::compute::take_record_batch(batch, &indices)
+        .map(Some)
+        .map_err(|e| ConnectorError::DataFusion(DataFusionError::from(e)))
 }
 
 /// One COPY of already-encoded rows.
@@ -314,11 +352,14 @@ async fn copy_chunks(
     sink.as_mut().finish().await.map_err(copy_err)
 }
 
-/// A row the server refused, with its message (and the column, when the server names one).
+/// A row the server refused, with its message, SQLSTATE, and the column when the server names
+/// one.
 fn server_reject(row: usize, error: &ConnectorError) -> Reject {
+    let mut sqlstate = None;
     let (column, reason) = match error {
         ConnectorError::Postgres { source, .. } => match source.as_db_error() {
             Some(db) => {
+                sqlstate = Some(db.code().code().to_string());
                 let mut reason = format!(
                     "the target refused the row: {} (SQLSTATE {})",
                     db.message(),
@@ -343,6 +384,7 @@ fn server_reject(row: usize, error: &ConnectorError) -> Reject {
         row,
         column,
         reason,
+        sqlstate,
     }
 }
 

@@ -51,13 +51,79 @@ const MAX_FIELD: usize = (1 << 30) - 1;
 /// PostgreSQL's MAXDIM.
 const MAX_DIMS: usize = 6;
 
-/// A row that was not encoded, and why.
+/// A row that was not encoded (or that the server refused, see [`super::sink`]), and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Reject {
     /// Row index within the batch.
     pub row: usize,
+    /// The column at fault; empty when a server refusal names none (a unique key, a table CHECK).
     pub column: String,
     pub reason: String,
+    /// The server's SQLSTATE, when the server refused the row; `None` for the encoder's rejects.
+    pub sqlstate: Option<String>,
+}
+
+impl Reject {
+    /// A short, stable name for the kind of reject, to count rejects by: `target:<SQLSTATE>`
+    /// for rows the server refused, `encoder:<kind>` for values the encoder found the target
+    /// cannot hold (`nul_character`, `out_of_range`, `inexact`, `too_long`, `invalid_text`,
+    /// `not_rectangular`, `no_json_form`, `field_too_large`, `unreadable`, else `other`).
+    pub fn class(&self) -> String {
+        if let Some(state) = &self.sqlstate {
+            return format!("target:{state}");
+        }
+        if self.reason.starts_with("the target refused the row") {
+            return "target:unknown".to_string();
+        }
+        format!("encoder:{}", encoder_reason_kind(&self.reason))
+    }
+}
+
+/// The kind of an encoder reason. The reasons are this module's own words; a reason starting
+/// with the offending value (`"x" is not a number`) is matched after the value, so that a value
+/// cannot look like another kind.
+fn encoder_reason_kind(reason: &str) -> &'static str {
+    let words = match reason.strip_prefix('"') {
+        // Skip the Debug-quoted value: up to the first quote not escaped by a backslash.
+        Some(rest) => {
+            let mut escaped = false;
+            let end = rest.char_indices().find_map(|(i, c)| {
+                let close = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                close.then_some(i + 1)
+            });
+            end.map_or(reason, |e| &rest[e..])
+        }
+        None => reason,
+    };
+    let has = |needle: &str| words.contains(needle);
+    if reason.starts_with("cannot be read: ") {
+        "unreadable"
+    } else if has("NUL") || has("\\u0000") {
+        "nul_character"
+    } else if has("1 GB field limit") {
+        "field_too_large"
+    } else if has("not exactly representable") || has("would be rounded") {
+        "inexact"
+    } else if has("out of range")
+        || has("digits after the decimal point")
+        || has("outside PostgreSQL's range")
+        || has("field overflow")
+        || has("Infinity")
+        || has("not a time of day")
+    {
+        "out_of_range"
+    } else if has("do not fit in") {
+        "too_long"
+    } else if has("rectangular") {
+        "not_rectangular"
+    } else if has("no JSON form") || has("a JSON object cannot hold") {
+        "no_json_form"
+    } else if has(" is not a") || has("not valid JSON") || has("not a UUID") || has("cidr") {
+        "invalid_text"
+    } else {
+        "other"
+    }
 }
 
 /// The COPY rows of one batch (no header or trailer), in chunks ready for the wire.
@@ -260,6 +326,7 @@ impl CopyEncoder {
                         row,
                         column: column.clone(),
                         reason: format!("cannot be read: {reason}"),
+                        sqlstate: None,
                     })
                     .collect(),
                 ..EncodedBatch::default()
@@ -324,6 +391,7 @@ impl CopyEncoder {
                         row: range.start + slot,
                         column: plan.name.clone(),
                         reason,
+                        sqlstate: None,
                     });
                 }
             }
@@ -1211,6 +1279,82 @@ mod tests {
         let d32 = arrow::array::Date32Array::from(vec![i32::MAX]);
         let (_, out) = fields(Arc::new(d32), PgType::scalar(oid::DATE, "date"));
         assert!(out.rejects[0].reason.contains("range"));
+    }
+
+    #[test]
+    fn reject_classes_name_the_kind_of_every_encoder_reason() {
+        let class = |array: ArrayRef, ty: PgType| {
+            let (_, out) = fields(array, ty);
+            assert_eq!(out.rejects.len(), 1, "{:?}", out.rejects);
+            out.rejects[0].class()
+        };
+        let s = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+        let cases: Vec<(ArrayRef, PgType, &str)> = vec![
+            (
+                s("a\0b"),
+                PgType::scalar(oid::TEXT, "text"),
+                "nul_character",
+            ),
+            (
+                Arc::new(Int64Array::from(vec![70_000])),
+                PgType::scalar(oid::INT2, "smallint"),
+                "out_of_range",
+            ),
+            (
+                Arc::new(arrow::array::Date32Array::from(vec![i32::MAX])),
+                PgType::scalar(oid::DATE, "date"),
+                "out_of_range",
+            ),
+            (
+                Arc::new(arrow::array::Float64Array::from(vec![0.1])),
+                PgType::scalar(oid::FLOAT4, "real"),
+                "inexact",
+            ),
+            (
+                s("abcd"),
+                PgType {
+                    typmod: 3 + 4,
+                    ..PgType::scalar(oid::VARCHAR, "character varying(3)")
+                },
+                "too_long",
+            ),
+            (s("nope"), PgType::scalar(oid::UUID, "uuid"), "invalid_text"),
+            (s("{"), PgType::scalar(oid::JSONB, "jsonb"), "invalid_text"),
+            // The value is skipped before matching: this is a bad number, not a NUL.
+            (
+                s("NUL byte \" out of range"),
+                PgType::scalar(oid::NUMERIC, "numeric"),
+                "invalid_text",
+            ),
+            (
+                int_list_2d(),
+                PgType::array(1007, PgType::scalar(oid::INT4, "integer")),
+                "not_rectangular",
+            ),
+        ];
+        for (array, ty, kind) in cases {
+            let name = ty.name.clone();
+            assert_eq!(class(array, ty), format!("encoder:{kind}"), "into {name}");
+        }
+        let refused = Reject {
+            row: 0,
+            column: String::new(),
+            reason: "the target refused the row: duplicate key (SQLSTATE 23505)".into(),
+            sqlstate: Some("23505".into()),
+        };
+        assert_eq!(refused.class(), "target:23505");
+    }
+
+    /// One ragged two-dimensional list: `[[1], [1, 2]]`.
+    fn int_list_2d() -> ArrayRef {
+        let inner = int_list(vec![Some(vec![Some(1)]), Some(vec![Some(1), Some(2)])]);
+        let field = Arc::new(Field::new("item", inner.data_type().clone(), true));
+        Arc::new(arrow::array::ListArray::new(
+            field,
+            arrow::buffer::OffsetBuffer::new(vec![0, 2].into()),
+            inner,
+            None,
+        ))
     }
 
     #[test]
