@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ferry::pipeline::lease::WorkerIdentity;
 use ferry::pipeline::progress::{Display, DisplayTask, RunProgress, clock, group};
 use ferry::pipeline::query::{self, OutputFormat, QuerySession};
 use ferry::pipeline::report::Status;
@@ -49,6 +50,17 @@ enum Command {
         /// How progress is shown: bars on a terminal, log lines otherwise (`auto`).
         #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
         progress: ProgressMode,
+        /// This worker's name in the run state [default: <hostname>-<pid>-<random>].
+        #[arg(long, env = "FERRY_WORKER_ID")]
+        worker_id: Option<String>,
+        /// Static sharding: the number of workers sharing the run; each takes its own units
+        /// first (unit % N = index), then units the others have not started.
+        #[arg(long, env = "FERRY_WORKERS", requires = "worker_index", value_parser = clap::value_parser!(u32).range(1..))]
+        workers: Option<u32>,
+        /// Static sharding: this worker's index, 0..N-1 (in a Kubernetes Indexed Job, the
+        /// completion index).
+        #[arg(long, env = "FERRY_WORKER_INDEX", requires = "workers")]
+        worker_index: Option<u32>,
     },
     /// Show where a run stands: per table the units done, rows, rejects, rate and ETA, read from
     /// the run state in the target database (Cassandra is not needed).
@@ -292,6 +304,9 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             restart,
             yes,
             progress: _,
+            worker_id,
+            workers,
+            worker_index,
         } => {
             let mut config = match Config::load(&config) {
                 Ok(c) => c,
@@ -311,6 +326,15 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
                 return ExitCode::from(EXIT_INVALID);
             }
             config.run.restart = restart;
+            let shard = match (workers, worker_index) {
+                (Some(n), Some(i)) if i >= n => {
+                    eprintln!("error: --worker-index {i} must be below --workers {n}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+                (Some(n), Some(i)) => Some((n, i)),
+                _ => None,
+            };
+            config.run.worker = WorkerIdentity::new(worker_id, shard);
             let progress = Arc::new(RunProgress::default());
             stop_on_signals(Arc::clone(&progress));
             let display = match multi {
@@ -543,6 +567,22 @@ fn print_status(state: &status::RunState) {
     line(header.to_vec());
     for r in &rows {
         line(r.iter().map(String::as_str).collect());
+    }
+    if !state.workers.is_empty() {
+        println!();
+        println!("workers:");
+        for w in &state.workers {
+            println!(
+                "  {}  {}  {} unit(s) in flight, {} committed, {} rows{}",
+                w.worker,
+                if w.alive { "alive" } else { "idle " },
+                w.units_in_flight,
+                w.units_committed,
+                group(w.rows_written.max(0) as u64),
+                w.rows_per_s
+                    .map_or(String::new(), |r| format!(", {r:.0} rows/s"))
+            );
+        }
     }
 }
 

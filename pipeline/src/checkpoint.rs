@@ -27,6 +27,7 @@ use scylla::client::session::Session;
 use tokio_postgres::{Client, GenericClient};
 
 use crate::error::{PipelineError, Result};
+use crate::lease::LEASES_DDL;
 
 /// The statements that create the run-state tables; safe to run again.
 const SCHEMA_DDL: &str = "
@@ -49,9 +50,11 @@ CREATE TABLE IF NOT EXISTS ferry_state.units (
     copy_bytes bigint NOT NULL,
     committed_at timestamptz NOT NULL DEFAULT now(),
     elapsed_ms bigint,
+    worker text,
     PRIMARY KEY (run_id, target, unit)
 );
 ALTER TABLE ferry_state.units ADD COLUMN IF NOT EXISTS elapsed_ms bigint;
+ALTER TABLE ferry_state.units ADD COLUMN IF NOT EXISTS worker text;
 CREATE TABLE IF NOT EXISTS ferry_state.runs (
     run_id text PRIMARY KEY,
     config text NOT NULL,
@@ -67,17 +70,27 @@ CREATE TABLE IF NOT EXISTS ferry_state.runs (
 
 /// Creates schema `ferry_state` and its tables when missing.
 pub async fn ensure_schema(client: &Client) -> Result<()> {
-    match client.batch_execute(SCHEMA_DDL).await {
-        Ok(()) => Ok(()),
-        // Two processes creating the schema at once: the loser sees a duplicate; the winner's
-        // tables are what it wanted.
-        Err(e)
-            if e.code()
-                .is_some_and(|c| matches!(c.code(), "23505" | "42P07" | "42701")) =>
-        {
-            Ok(())
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = async {
+            client.batch_execute(SCHEMA_DDL).await?;
+            client.batch_execute(LEASES_DDL).await
         }
-        Err(source) => Err(pg("create the run-state schema `ferry_state`", source)),
+        .await;
+        match result {
+            Ok(()) => return Ok(()),
+            // Processes creating the schema at once: the loser sees a duplicate, and the rest of
+            // its batch did not run. Every statement is idempotent: run it again.
+            Err(e)
+                if attempt < 10
+                    && e.code()
+                        .is_some_and(|c| matches!(c.code(), "23505" | "42P07" | "42701")) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+            Err(source) => return Err(pg("create the run-state schema `ferry_state`", source)),
+        }
     }
 }
 
@@ -176,6 +189,11 @@ impl Checkpoints {
         }
     }
 
+    /// The qualified target table, as its key in the run state (`schema.table`).
+    pub fn key(&self) -> &str {
+        &self.target
+    }
+
     /// The target table's OID, when it exists.
     async fn target_oid(&self, client: &Client) -> Result<Option<i64>> {
         let row = client
@@ -264,15 +282,31 @@ impl Checkpoints {
                 serde_json::to_string(&s.ranges).expect("token ranges always serialize to JSON")
             })
             .collect();
-        client
-            .execute(
-                "INSERT INTO ferry_state.splits (run_id, target, unit, ranges, target_oid) \
-                 SELECT $1, $2, unnest($3::integer[]), unnest($4::text[]), $5 \
-                 ON CONFLICT DO NOTHING",
-                &[&self.run_id, &self.target, &units, &ranges, &oid],
-            )
-            .await
-            .map_err(|e| pg("store the split plan", e))?;
+        // All or nothing: workers planning the table at once (with different split counts, say)
+        // must not mix their plans. Every plan has a unit 0, so the second one to insert waits
+        // on the first one's unit 0, then finds it taken and rolls back all of its own rows.
+        let store = async {
+            client.batch_execute("BEGIN").await?;
+            let inserted = client
+                .execute(
+                    "INSERT INTO ferry_state.splits (run_id, target, unit, ranges, target_oid) \
+                     SELECT $1, $2, unnest($3::integer[]), unnest($4::text[]), $5 \
+                     ON CONFLICT DO NOTHING",
+                    &[&self.run_id, &self.target, &units, &ranges, &oid],
+                )
+                .await?;
+            let end = if inserted as usize == units.len() {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
+            client.batch_execute(end).await
+        }
+        .await;
+        if let Err(e) = store {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(pg("store the split plan", e));
+        }
         self.stored_splits(client).await?.ok_or_else(|| {
             PipelineError::RunState(format!(
                 "the split plan of {} vanished right after it was stored",
@@ -348,12 +382,14 @@ impl Checkpoints {
         tx: &impl GenericClient,
         unit: usize,
         record: &UnitRecord,
+        worker: &str,
     ) -> Result<bool> {
         let n = tx
             .execute(
                 "INSERT INTO ferry_state.units \
                  (run_id, target, unit, rows_read, rows_written, rows_rejected, copy_bytes, \
-                 elapsed_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                 elapsed_ms, worker) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT DO NOTHING",
                 &[
                     &self.run_id,
                     &self.target,
@@ -363,6 +399,7 @@ impl Checkpoints {
                     &(record.rows_rejected as i64),
                     &(record.copy_bytes as i64),
                     &(record.elapsed_ms as i64),
+                    &worker,
                 ],
             )
             .await
@@ -373,7 +410,11 @@ impl Checkpoints {
     /// Forgets this table's run state (its split plan and committed units); the target rows
     /// stay, so the caller empties the table when it wants the units loaded again.
     pub async fn forget(&self, client: &Client) -> Result<()> {
-        for table in ["ferry_state.units", "ferry_state.splits"] {
+        for table in [
+            "ferry_state.units",
+            "ferry_state.splits",
+            "ferry_state.leases",
+        ] {
             client
                 .execute(
                     &format!("DELETE FROM {table} WHERE run_id = $1 AND target = $2"),
@@ -399,7 +440,11 @@ impl Checkpoints {
                 .await
                 .map_err(|e| pg(&format!("truncate {} for --restart", self.target), e))?;
         }
-        for table in ["ferry_state.units", "ferry_state.splits"] {
+        for table in [
+            "ferry_state.units",
+            "ferry_state.splits",
+            "ferry_state.leases",
+        ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE run_id = $1 AND target = $2"),
                 &[&self.run_id, &self.target],

@@ -12,6 +12,7 @@ use ferry_connectors::yugabyte::YugabyteConfig;
 use serde::Deserialize;
 
 use crate::error::{PipelineError, Result};
+use crate::lease::WorkerIdentity;
 
 /// A whole config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +62,15 @@ pub struct RunConfig {
     /// the run's progress before any table starts.
     #[serde(skip)]
     pub restart: bool,
+    /// Seconds a worker's lease on a unit lasts; its process renews it every third of that. A
+    /// unit whose worker died (or stalled longer) is taken over by another worker after it.
+    /// Default 60.
+    #[serde(default = "default_lease_s")]
+    pub lease_s: u64,
+    /// This process's worker identity and static shard (from `ferry migrate --worker-id`,
+    /// `--workers`, `--worker-index`).
+    #[serde(skip)]
+    pub worker: WorkerIdentity,
     /// Stop a table once more rows than this have been rejected (by the encoder or the target).
     /// Units committed until then stay; fix the cause and run again to resume. Default: no limit.
     #[serde(default)]
@@ -88,6 +98,8 @@ impl Default for RunConfig {
             unit_attempts: default_unit_attempts(),
             id: default_run_id(),
             restart: false,
+            lease_s: default_lease_s(),
+            worker: WorkerIdentity::default(),
             create_tables: false,
             mode: WriteMode::default(),
             max_rejects: None,
@@ -102,6 +114,10 @@ fn default_reject_dir() -> PathBuf {
 
 fn default_connections() -> usize {
     4
+}
+
+fn default_lease_s() -> u64 {
+    60
 }
 
 fn default_unit_attempts() -> u32 {
@@ -386,6 +402,9 @@ impl Config {
         self.target.validate().map_err(|e| e.to_string())?;
         if self.run.connections == 0 {
             return Err("run.connections must be at least 1".into());
+        }
+        if self.run.lease_s < 3 {
+            return Err("run.lease_s must be at least 3 (seconds)".into());
         }
         if self.run.reject_dir.as_os_str().is_empty() {
             return Err("run.reject_dir must not be empty (rejected rows are always kept)".into());

@@ -13,6 +13,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod lease;
 pub mod plan;
 pub mod progress;
 pub mod query;

@@ -9,7 +9,7 @@
 //! same config again resumes, skipping the committed units, and loads every row exactly once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_connectors::cassandra;
@@ -19,6 +19,7 @@ use tokio::sync::Mutex;
 use crate::checkpoint::{self, Checkpoints, RunStatus, UnitRecord};
 use crate::config::{Config, TableConfig, WriteMode};
 use crate::error::{PipelineError, Result};
+use crate::lease::Leases;
 use crate::plan::{TablePlan, expand_tables, plan_table};
 use crate::progress::{RunProgress, TableProgress};
 use crate::rejects::RejectFiles;
@@ -64,21 +65,33 @@ pub async fn migrate_with(config: &Config, progress: Arc<RunProgress>) -> Report
     .await;
     let config = Arc::new(config);
     let mut state_client = None;
+    let leases = Leases::new(
+        &config.run.id,
+        config.run.worker.clone(),
+        Duration::from_secs(config.run.lease_s),
+    );
+    let (renewal_done, renewal_stop) = tokio::sync::watch::channel(false);
     match connected {
         Err(e) => error = Some(e),
         Ok((session, placement, client)) => {
             state_client = Some(client);
+            tracing::info!(worker = %leases.worker_id(), run = %config.run.id, "worker started");
+            let renewal =
+                tokio::spawn(Arc::clone(&leases).renew_until(Arc::clone(&placement), renewal_stop));
             for table in &config.tables {
                 if progress.stopped() {
                     break;
                 }
-                let report = migrate_table(&config, table, &session, &placement, &progress).await;
+                let report =
+                    migrate_table(&config, table, &session, &placement, &progress, &leases).await;
                 let failed = report.error.is_some();
                 tables.push(report);
                 if failed {
                     break;
                 }
             }
+            let _ = renewal_done.send(true);
+            let _ = renewal.await;
         }
     }
     let interrupted = progress.stopped();
@@ -128,6 +141,7 @@ async fn migrate_table(
     session: &Arc<scylla::client::session::Session>,
     placement: &Arc<Placement>,
     run: &Arc<RunProgress>,
+    leases: &Arc<Leases>,
 ) -> TableReport {
     let started = Instant::now();
     let (schema, name) = table.target_parts(&config.target.schema);
@@ -149,9 +163,10 @@ async fn migrate_table(
         }
         report.units_skipped = committed.len() as u64;
         report.rows_written_before = committed.values().map(|r| r.rows_written).sum();
-        let pending: Vec<usize> = (0..plan.units())
-            .filter(|u| !committed.contains_key(u))
-            .collect();
+        leases
+            .prepare(&client, checkpoints.key(), plan.units())
+            .await?;
+        let pending = plan.units() - committed.len();
         report.unit_semantics = if plan.split_aligned {
             UnitSemantics::Split
         } else {
@@ -166,15 +181,19 @@ async fn migrate_table(
         );
         let progress = Progress {
             pending,
-            next: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
             report: Mutex::new(std::mem::take(&mut report)),
             run: Arc::clone(run),
             table: Arc::clone(&live),
+            leases: Arc::clone(leases),
         };
         let result = run_units(config, &plan, &checkpoints, placement, client, progress).await;
         live.finish();
         let (result, done) = result;
         report = done;
+        // Other workers of the run may have committed units too: count them all.
+        let state = placement.connect().await?;
+        report.units_done = checkpoints.committed(&state).await?.len() as u64;
         result
     }
     .await;
@@ -191,13 +210,16 @@ async fn migrate_table(
 
 /// Shared state of one table's workers.
 struct Progress {
-    /// The units left to run, and the position of the next one to hand out.
-    pending: Vec<usize>,
-    next: AtomicUsize,
+    /// Units not committed when the table started (by any worker of the run).
+    pending: usize,
+    /// Set when a unit failed for good: no worker of this process claims another.
+    failed: AtomicBool,
     report: Mutex<TableReport>,
     /// The run's stop flag and this table's live counters.
     run: Arc<RunProgress>,
     table: Arc<TableProgress>,
+    /// Where units are claimed.
+    leases: Arc<Leases>,
 }
 
 /// Runs the pending units of `progress` over M workers; returns how it ended and the table's
@@ -210,7 +232,7 @@ async fn run_units(
     first_client: PlacedClient,
     progress: Progress,
 ) -> (Result<()>, TableReport) {
-    let units = progress.pending.len();
+    let units = progress.pending;
     tracing::info!(
         table = %plan.source,
         target = %plan.target.qualified(),
@@ -267,12 +289,13 @@ async fn worker(
     mut client: PlacedConnection,
     progress: &Progress,
 ) -> Result<()> {
+    let key = checkpoints.key();
+    let leases = &progress.leases;
     loop {
-        if progress.run.stopped() {
+        if progress.run.stopped() || progress.failed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let next = progress.next.fetch_add(1, Ordering::SeqCst);
-        let Some(&unit) = progress.pending.get(next) else {
+        let Some(unit) = claim(config, plan, checkpoints, &mut client, progress).await? else {
             return Ok(());
         };
         let outcome =
@@ -280,12 +303,17 @@ async fn worker(
         let outcome = match outcome {
             Ok(Some(o)) => o,
             Ok(None) => {
-                tracing::info!(table = %plan.source, split = unit, "unit already committed by another worker");
+                leases
+                    .drop_unit(client.client().await?, key, unit, false)
+                    .await;
                 continue;
             }
             Err(e) => {
-                // Stop handing out units: the table has failed.
-                progress.next.store(usize::MAX / 2, Ordering::SeqCst);
+                // Stop claiming units: the table has failed. Another worker may try this one.
+                progress.failed.store(true, Ordering::SeqCst);
+                if let Ok(c) = client.client().await {
+                    leases.drop_unit(c, key, unit, true).await;
+                }
                 return Err(PipelineError::Unit {
                     table: plan.source.clone(),
                     split: unit,
@@ -293,6 +321,9 @@ async fn worker(
                 });
             }
         };
+        if let Ok(c) = client.client().await {
+            leases.drop_unit(c, key, unit, false).await;
+        }
         tracing::info!(
             table = %plan.source,
             split = unit,
@@ -316,12 +347,59 @@ async fn worker(
         if let Some(max) = plan.max_rejects
             && report.rows_rejected > max
         {
-            progress.next.store(usize::MAX / 2, Ordering::SeqCst);
+            progress.failed.store(true, Ordering::SeqCst);
             return Err(PipelineError::TooManyRejects {
                 table: plan.source.clone(),
                 rejected: report.rows_rejected,
                 max,
             });
+        }
+    }
+}
+
+/// Claims the next unit of the table for this worker. When none is free but some are leased
+/// by live workers of other processes, waits: one of them may die, and its units come free when
+/// their leases expire. `None` when nothing is left for this process.
+async fn claim(
+    config: &Config,
+    plan: &TablePlan,
+    checkpoints: &Checkpoints,
+    client: &mut PlacedConnection,
+    progress: &Progress,
+) -> Result<Option<usize>> {
+    let key = checkpoints.key();
+    let poll = Duration::from_secs(config.run.lease_s)
+        .div_f64(6.0)
+        .min(Duration::from_secs(2));
+    let mut attempt = 1;
+    loop {
+        if progress.run.stopped() || progress.failed.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let result = async {
+            let c = client.client().await?;
+            if let Some(unit) = progress.leases.claim(c, key).await? {
+                return Ok(Some(Some(unit)));
+            }
+            let left = progress.leases.remaining(c, key).await?;
+            Ok::<_, PipelineError>(if left.leased_elsewhere > 0 {
+                None // wait for them
+            } else {
+                // Nothing left, or only units in flight in this process.
+                Some(None)
+            })
+        }
+        .await;
+        match result {
+            Ok(Some(claimed)) => return Ok(claimed),
+            Ok(None) => tokio::time::sleep(poll).await,
+            Err(e) if e.is_retriable() && attempt < config.run.unit_attempts => {
+                tracing::warn!(table = %plan.source, attempt, error = %e, "claiming a unit failed, retrying");
+                client.failed();
+                tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -337,7 +415,7 @@ async fn run_unit_with_retries(
     let mut delay = Duration::from_millis(200);
     let mut attempt = 1;
     loop {
-        let result = run_unit(plan, checkpoints, unit, client).await;
+        let result = run_unit(plan, checkpoints, &progress.leases, unit, client).await;
         match result {
             Err(e) if e.is_retriable() && attempt < config.run.unit_attempts => {
                 tracing::warn!(table = %plan.source, split = unit, attempt, error = %e, "unit failed, retrying");
@@ -359,6 +437,7 @@ async fn run_unit_with_retries(
 async fn run_unit(
     plan: &TablePlan,
     checkpoints: &Checkpoints,
+    leases: &Leases,
     unit: usize,
     client: &mut PlacedConnection,
 ) -> Result<Option<UnitOutcome>> {
@@ -369,7 +448,7 @@ async fn run_unit(
         move |source| ferry_connectors::ConnectorError::Postgres { what, source }
     };
     if plan.mode == WriteMode::Fast {
-        return run_unit_fast(plan, checkpoints, unit, client, started).await;
+        return run_unit_fast(plan, checkpoints, leases, unit, client, started).await;
     }
     let tx = client.transaction().await.map_err(pg_err("BEGIN"))?;
     let batches = plan.plan.execute(unit, Arc::clone(&plan.task_ctx))?;
@@ -393,7 +472,18 @@ async fn run_unit(
         copy_bytes: outcome.bytes,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
-    if !checkpoints.record(&tx, unit, &record).await? {
+    // The lease is checked last, under its row lock: a worker that stalled past its lease, while
+    // another took the unit over, rolls back here, whether or not the other one committed yet.
+    if !leases.confirm(&tx, checkpoints.key(), unit).await? {
+        tracing::warn!(table = %plan.source, split = unit, worker = %leases.worker_id(), "this worker's lease on the unit expired and another worker took it over: rolling back");
+        tx.rollback().await.map_err(pg_err("ROLLBACK"))?;
+        return Ok(None);
+    }
+    if !checkpoints
+        .record(&tx, unit, &record, leases.worker_id())
+        .await?
+    {
+        tracing::info!(table = %plan.source, split = unit, "unit already committed by another worker: rolling back");
         tx.rollback().await.map_err(pg_err("ROLLBACK"))?;
         return Ok(None);
     }
@@ -412,6 +502,7 @@ async fn run_unit(
 async fn run_unit_fast(
     plan: &TablePlan,
     checkpoints: &Checkpoints,
+    leases: &Leases,
     unit: usize,
     client: &mut tokio_postgres::Client,
     started: Instant,
@@ -441,7 +532,14 @@ async fn run_unit_fast(
         copy_bytes: outcome.bytes,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
-    if !checkpoints.record(&*client, unit, &record).await? {
+    if !leases.confirm(&*client, checkpoints.key(), unit).await? {
+        tracing::warn!(table = %plan.source, split = unit, worker = %leases.worker_id(), "this worker's lease on the unit expired and another worker took it over; its upserts are the same rows, left to the other worker to record");
+        return Ok(None);
+    }
+    if !checkpoints
+        .record(&*client, unit, &record, leases.worker_id())
+        .await?
+    {
         tracing::info!(table = %plan.source, split = unit, "unit was already recorded; its rows were upserted again");
     }
     Ok(Some(outcome))

@@ -23,6 +23,23 @@ pub struct RunState {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub tables: Vec<TableState>,
+    /// Every worker that holds a lease or committed a unit in this run.
+    pub workers: Vec<WorkerState>,
+}
+
+/// One worker (a `ferry migrate` process) of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerState {
+    pub worker: String,
+    /// Whether it holds a lease that has not expired: it is working on a unit right now.
+    pub alive: bool,
+    /// Units it is loading now.
+    pub units_in_flight: i64,
+    /// Units it committed in this run, and their rows.
+    pub units_committed: i64,
+    pub rows_written: i64,
+    /// Its rows per second, from its first unit's start to its last commit.
+    pub rows_per_s: Option<f64>,
 }
 
 /// One table of a run.
@@ -48,7 +65,8 @@ pub async fn status(config: &Config, client: &Client) -> Result<Option<RunState>
     let has_state = client
         .query_one(
             "SELECT to_regclass('ferry_state.units') IS NOT NULL \
-             AND to_regclass('ferry_state.runs') IS NOT NULL",
+             AND to_regclass('ferry_state.runs') IS NOT NULL \
+             AND to_regclass('ferry_state.leases') IS NOT NULL",
             &[],
         )
         .await
@@ -133,6 +151,7 @@ pub async fn status(config: &Config, client: &Client) -> Result<Option<RunState>
     }
     tables.sort_by(|a, b| a.target.cmp(&b.target));
     ordered.extend(tables);
+    let workers = workers(client, run_id).await?;
     let get = |i: usize| run.as_ref().and_then(|r| r.get::<_, Option<String>>(i));
     Ok(Some(RunState {
         run_id: run_id.to_string(),
@@ -145,5 +164,47 @@ pub async fn status(config: &Config, client: &Client) -> Result<Option<RunState>
         finished_at: get(4),
         error: get(5),
         tables: ordered,
+        workers,
     }))
+}
+
+/// The workers of run `run_id`: leases held now, and units committed.
+async fn workers(client: &Client, run_id: &str) -> Result<Vec<WorkerState>> {
+    let rows = client
+        .query(
+            "WITH held AS ( \
+               SELECT l.worker, count(*) FILTER (WHERE l.expires_at >= clock_timestamp() \
+                 AND NOT EXISTS (SELECT 1 FROM ferry_state.units u WHERE u.run_id = l.run_id \
+                                 AND u.target = l.target AND u.unit = l.unit))::bigint AS n \
+               FROM ferry_state.leases l WHERE l.run_id = $1 AND l.worker IS NOT NULL \
+               GROUP BY l.worker), \
+             done AS ( \
+               SELECT worker, count(*)::bigint AS units, sum(rows_written)::bigint AS rows, \
+                 extract(epoch FROM max(committed_at) \
+                   - min(committed_at - coalesce(elapsed_ms, 0) * interval '1 millisecond'))::float8 \
+                   AS span \
+               FROM ferry_state.units WHERE run_id = $1 AND worker IS NOT NULL GROUP BY worker) \
+             SELECT coalesce(h.worker, d.worker), coalesce(h.n, 0), coalesce(d.units, 0), \
+               coalesce(d.rows, 0), d.span \
+             FROM held h FULL JOIN done d ON h.worker = d.worker ORDER BY 1",
+            &[&run_id],
+        )
+        .await
+        .map_err(|e| pg("read the run's workers", e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let in_flight: i64 = r.get(1);
+            let rows: i64 = r.get(3);
+            let span: Option<f64> = r.get(4);
+            WorkerState {
+                worker: r.get(0),
+                alive: in_flight > 0,
+                units_in_flight: in_flight,
+                units_committed: r.get(2),
+                rows_written: rows,
+                rows_per_s: span.filter(|s| *s > 0.0).map(|s| rows as f64 / s),
+            }
+        })
+        .collect())
 }
