@@ -2,7 +2,8 @@
 # Ferry's local test services: Cassandra 5.0, PostgreSQL (YSQL stand-in), moto S3.
 # Plain processes on loopback, state under ${FERRY_SERVICES_DIR:-/var/tmp/ferry-services}.
 #
-#   scripts/services.sh up [--cassandra-nodes N] [--pg-nodes N] [--pg-tls] [--cassandra-auth] [--all]
+#   scripts/services.sh up [--cassandra-nodes N] [--pg-nodes N] [--pg-tls] [--cassandra-auth]
+#                          [--cassandra-fault] [--all]
 #   scripts/services.sh down | status | env
 #   scripts/services.sh cassandra-stop-node N | cassandra-start-node N | cassandra-restart-node N
 #   scripts/services.sh pg-stop-node N|tls    | pg-start-node N|tls
@@ -267,6 +268,9 @@ EOF
 CASS_AUTH_NODE=4
 CASS_AUTH_USER=ferry
 CASS_AUTH_PASSWORD=ferry-auth-test
+# Node 5, likewise a one-node cluster of its own (127.0.0.5, no auth; up --cassandra-fault), is
+# the one fault tests stop and start in the middle of a run: node 1 serves every other test.
+CASS_FAULT_NODE=5
 cass_ip()       { echo "127.0.0.$1"; }
 cass_jmx()      { echo $((7099 + 100 * $1)); }
 cass_node_dir() { echo "$CASS_DIR/node$1"; }
@@ -291,6 +295,8 @@ write_cassandra_conf() {
   if [[ "$n" == "$CASS_AUTH_NODE" ]]; then
     cluster=ferry-auth seeds="$ip:7000" authenticator=PasswordAuthenticator authorizer=CassandraAuthorizer
     client_auth=true
+  elif [[ "$n" == "$CASS_FAULT_NODE" ]]; then
+    cluster=ferry-fault seeds="$ip:7000"
   fi
   mkdir -p "$conf" "$conf/triggers" "$dir/data" "$dir/commitlog" "$dir/saved_caches" "$dir/hints" "$dir/cdc_raw" "$dir/logs"
   # Node 1 is the seed (seeds never bootstrap). Nodes 2/3 bootstrap, i.e. stream their token ranges
@@ -420,7 +426,7 @@ cassandra_jvm_opts() {
   if [[ -n "$jamm" ]]; then JVM_OPTS+=("-javaagent:$jamm"); fi
   # Ring delay (default 30 s) is how long a new node waits to learn the ring before it picks
   # tokens. On loopback gossip settles in well under a second.
-  if [[ "$n" == 1 || "$n" == "$CASS_AUTH_NODE" ]]; then
+  if [[ "$n" == 1 || "$n" == "$CASS_AUTH_NODE" || "$n" == "$CASS_FAULT_NODE" ]]; then
     JVM_OPTS+=(-Dcassandra.ring_delay_ms=1000)
   else
     JVM_OPTS+=(-Dcassandra.ring_delay_ms=5000)
@@ -480,7 +486,7 @@ start_cassandra_node() {
       fi
       heap=768M
       [[ "$n" == 1 ]] && heap=1G
-      [[ "$n" == "$CASS_AUTH_NODE" ]] && heap=512M
+      [[ "$n" == "$CASS_AUTH_NODE" || "$n" == "$CASS_FAULT_NODE" ]] && heap=512M
       make_cassandra_tls_certs
       write_cassandra_conf "$n" "$home"
       cassandra_jvm_opts "$n" "$home" "$heap"
@@ -879,6 +885,9 @@ print_env() {
     echo "export FERRY_CASSANDRA_AUTH_USER=$CASS_AUTH_USER"
     echo "export FERRY_CASSANDRA_AUTH_PASSWORD=$CASS_AUTH_PASSWORD"
   fi
+  if cass_pid "$CASS_FAULT_NODE" >/dev/null; then
+    echo "export FERRY_CASSANDRA_FAULT=$(cass_ip "$CASS_FAULT_NODE"):9042"
+  fi
   if [[ -x "$BIN/cqlsh" ]]; then echo "export FERRY_CQLSH=$BIN/cqlsh"; fi
   if [[ -x "$BIN/nodetool" ]]; then echo "export FERRY_NODETOOL=$BIN/nodetool"; fi
   first=""
@@ -907,7 +916,7 @@ print_env() {
 print_status() {
   local n id pid state
   printf '%-16s %-8s %-8s %-26s %s\n' SERVICE STATE PID ADDRESS LOG
-  for n in 1 2 3 "$CASS_AUTH_NODE"; do
+  for n in 1 2 3 "$CASS_AUTH_NODE" "$CASS_FAULT_NODE"; do
     [[ -d "$(cass_node_dir "$n")" ]] || [[ "$n" == 1 ]] || continue
     if pid="$(cass_pid "$n")"; then
       state=up; port_open "$(cass_ip "$n")" 9042 || state=starting
@@ -935,22 +944,24 @@ print_status() {
 usage() {
   cat >&2 <<'EOF'
 usage: scripts/services.sh COMMAND [FLAGS]
-  up [--cassandra-nodes 1|2|3] [--pg-nodes 1|2|3] [--pg-tls] [--cassandra-auth] [--all]
+  up [--cassandra-nodes 1|2|3] [--pg-nodes 1|2|3] [--pg-tls] [--cassandra-auth] [--cassandra-fault] [--all]
                           start (idempotent) and print export lines; default: 1 Cassandra, 1 PostgreSQL, moto
                           --cassandra-auth: also a separate 1-node cluster with password auth on 127.0.0.4
+                          --cassandra-fault: also a separate 1-node cluster on 127.0.0.5 that fault tests stop
   down                    stop everything started here
   status                  what runs where (pid, address, log), then the export lines
   env                     only the export lines: eval "$(scripts/services.sh env)"
-  cassandra-stop-node N   / cassandra-start-node N   (N = 1..3, or 4: the --cassandra-auth node)
+  cassandra-stop-node N   / cassandra-start-node N   (N = 1..3, 4: the --cassandra-auth node,
+                          5: the --cassandra-fault node)
   cassandra-restart-node N  stop, rewrite cassandra.yaml, start: applies a changed config
-  cassandra-kill-node N   SIGKILL node N (a crash, for fault tests)
+  cassandra-kill-node N   SIGKILL node N (1..3 or 5; a crash, for fault tests)
   pg-stop-node N          / pg-start-node N          (N = 1..3 or tls)
 State: ${FERRY_SERVICES_DIR:-/var/tmp/ferry-services}
 EOF
 }
 
 cmd_up() {
-  local cnodes=1 pgnodes=1 pgtls=0 cauth=0
+  local cnodes=1 pgnodes=1 pgtls=0 cauth=0 cfault=0
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --cassandra-nodes) cnodes="${2:?}"; shift 2 ;;
@@ -959,6 +970,7 @@ cmd_up() {
       --pg-nodes=*) pgnodes="${1#*=}"; shift ;;
       --pg-tls) pgtls=1; shift ;;
       --cassandra-auth) cauth=1; shift ;;
+      --cassandra-fault) cfault=1; shift ;;
       --s3) shift ;; # moto is always on
       --all) cnodes=3; pgnodes=3; pgtls=1; shift ;;
       -h|--help) usage; exit 0 ;;
@@ -981,6 +993,7 @@ cmd_up() {
   for ((n = 1; n <= cnodes; n++)); do start_cassandra_node "$n" "$([[ $cnodes -gt 1 ]] && echo "$n" || echo 1)"; done
   forget_extra_cassandra_nodes "$cnodes"
   [[ "$cauth" == 1 ]] && start_cassandra_node "$CASS_AUTH_NODE" 1
+  [[ "$cfault" == 1 ]] && start_cassandra_node "$CASS_FAULT_NODE" 1
   log "all requested services up in $((SECONDS - t0))s"
   print_env
 }
@@ -990,7 +1003,7 @@ cmd_down() {
   ensure_dirs
   PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
   # Cassandra nodes in parallel: each drains for a few seconds on SIGTERM.
-  for n in "$CASS_AUTH_NODE" 3 2 1; do stop_cassandra_node "$n" & done
+  for n in "$CASS_FAULT_NODE" "$CASS_AUTH_NODE" 3 2 1; do stop_cassandra_node "$n" & done
   for id in tls 3 2 1; do
     [[ -n "$PG_BIN" ]] && stop_pg_node "$id"
   done
@@ -1012,12 +1025,12 @@ main() {
       ;;
     env) print_env ;;
     cassandra-stop-node)
-      [[ "${1:-}" =~ ^[1-4]$ ]] || die "usage: cassandra-stop-node 1..4"
+      [[ "${1:-}" =~ ^[1-5]$ ]] || die "usage: cassandra-stop-node 1..5"
       stop_cassandra_node "$1"
       ;;
     cassandra-kill-node)
       # A crash, not a shutdown: SIGKILL, no drain. `cassandra-start-node N` brings it back.
-      [[ "${1:-}" =~ ^[1-3]$ ]] || die "usage: cassandra-kill-node 1..3"
+      [[ "${1:-}" =~ ^([1-3]|$CASS_FAULT_NODE)$ ]] || die "usage: cassandra-kill-node 1..3|$CASS_FAULT_NODE"
       local pid
       if pid="$(cass_pid "$1")"; then
         log "killing cassandra node$1 (pid $pid) with SIGKILL"
@@ -1028,12 +1041,12 @@ main() {
       fi
       ;;
     cassandra-start-node)
-      [[ "${1:-}" =~ ^[1-4]$ ]] || die "usage: cassandra-start-node 1..4"
+      [[ "${1:-}" =~ ^[1-5]$ ]] || die "usage: cassandra-start-node 1..5"
       ensure_dirs; ensure_venv; ensure_cassandra_installed
       start_cassandra_node "$1" 1
       ;;
     cassandra-restart-node)
-      [[ "${1:-}" =~ ^[1-4]$ ]] || die "usage: cassandra-restart-node 1..4"
+      [[ "${1:-}" =~ ^[1-5]$ ]] || die "usage: cassandra-restart-node 1..5"
       ensure_dirs; ensure_venv; ensure_cassandra_installed
       stop_cassandra_node "$1"
       start_cassandra_node "$1" 1

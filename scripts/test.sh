@@ -21,8 +21,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fer
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # --cassandra-auth: the separate password-protected Cassandra (127.0.0.4) of the credential tests.
-echo "==> starting services (scripts/services.sh up --cassandra-auth --pg-nodes 3 --pg-tls)" >&2
-env_lines=$(scripts/services.sh up --cassandra-auth --pg-nodes 3 --pg-tls)
+# --cassandra-fault: the separate Cassandra (127.0.0.5) that the fault tests stop mid-run.
+echo "==> starting services (scripts/services.sh up --cassandra-auth --cassandra-fault --pg-nodes 3 --pg-tls)" >&2
+env_lines=$(scripts/services.sh up --cassandra-auth --cassandra-fault --pg-nodes 3 --pg-tls)
 eval "$env_lines"
 
 echo "==> building tests" >&2

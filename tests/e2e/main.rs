@@ -5,6 +5,7 @@
 mod cluster;
 mod config_errors;
 mod encode;
+mod faults;
 mod migrate;
 mod placement;
 mod pushdown;

@@ -352,27 +352,75 @@ impl UdtResolver for Udts {
     }
 }
 
-/// Wraps a driver error; timeouts and unavailable replicas are retriable.
+/// Wraps a driver error; timeouts, unavailable or restarting nodes and lost connections are
+/// retriable.
 pub(crate) fn cassandra_err(
     what: &str,
     err: impl std::error::Error + Send + Sync + 'static,
 ) -> ConnectorError {
-    let text = err.to_string();
-    let retriable = [
-        "timeout",
-        "Timeout",
-        "timed out",
-        "Unavailable",
-        "unavailable",
-        "Overloaded",
-        "broken pipe",
-        "connection",
-    ]
-    .iter()
-    .any(|m| text.contains(m));
+    let retriable = is_transient(&err.to_string());
     ConnectorError::Cassandra {
         what: what.to_string(),
         source: Box::new(err),
         retriable,
+    }
+}
+
+/// Whether a driver error's message says the failure may pass. The driver prints server errors
+/// by their description, not their protocol names: `Unavailable` reads "Not enough nodes are
+/// alive…", read/write timeouts "Not enough nodes responded… in time", and a node that is
+/// shutting down answers `Overloaded` ("…the coordinator node is overloaded").
+fn is_transient(message: &str) -> bool {
+    let text = message.to_lowercase();
+    [
+        "timeout",
+        "timed out",
+        "unavailable",
+        "not enough nodes",
+        "overloaded",
+        "bootstrapping",
+        "shutting down",
+        "broken pipe",
+        "connection",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_transient;
+    use scylla::errors::DbError;
+    use scylla::statement::Consistency;
+
+    #[test]
+    fn unavailable_overloaded_and_lost_nodes_are_transient() {
+        let unavailable = DbError::Unavailable {
+            consistency: Consistency::LocalOne,
+            required: 1,
+            alive: 0,
+        };
+        for db in [unavailable, DbError::Overloaded, DbError::IsBootstrapping] {
+            let text =
+                format!("Database returned an error: {db}, Error message: Server is shutting down");
+            assert!(is_transient(&text), "{text}");
+        }
+        assert!(is_transient(
+            "No connections in the pool: The pool is broken; Last connection failed with: \
+             Connection refused (os error 111)"
+        ));
+    }
+
+    #[test]
+    fn query_mistakes_are_not_transient() {
+        for db in [
+            DbError::SyntaxError,
+            DbError::Invalid,
+            DbError::Unauthorized,
+        ] {
+            let text =
+                format!("Database returned an error: {db}, Error message: unconfigured table t");
+            assert!(!is_transient(&text), "{text}");
+        }
     }
 }
