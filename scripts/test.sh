@@ -4,10 +4,14 @@
 #   scripts/test.sh            # services up, then every test
 #   scripts/test.sh -- e2e     # extra arguments go to `cargo test` (the cluster phase is skipped)
 #
-# Two phases: everything but the 3-node cluster tests on the default single Cassandra node, then
-# `scripts/services.sh up --cassandra-nodes 3` and the cluster tests (`tests/e2e/cluster.rs`) on
-# their own, since one of them crashes a node. Afterwards the extra nodes are stopped and removed
-# from the ring again (FERRY_KEEP_CLUSTER=1 keeps them).
+# First a short static phase: scripts/validate-k8s.sh --self-test validates the Kubernetes
+# example's manifests (examples/kubernetes/) against the Kubernetes schemas and Ferry's config
+# (~10 s; the first time it also installs kubernetes-validate from PyPI into a venv).
+#
+# Then two phases: everything but the 3-node cluster tests on the default single Cassandra node,
+# then `scripts/services.sh up --cassandra-nodes 3` and the cluster tests (`tests/e2e/cluster.rs`)
+# on their own, since one of them crashes a node. Afterwards the extra nodes are stopped and
+# removed from the ring again (FERRY_KEEP_CLUSTER=1 keeps them).
 #
 # The build goes to $CARGO_TARGET_DIR, by default a cache outside the clone so that fresh clones
 # on the same machine reuse it; the build works the same without it.
@@ -19,6 +23,12 @@ ensure_toolchain
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "==> validating the Kubernetes manifests (scripts/validate-k8s.sh --self-test)" >&2
+if ! scripts/validate-k8s.sh --self-test; then
+  echo "error: the Kubernetes manifests in examples/kubernetes/ do not validate (problems above)" >&2
+  exit 1
+fi
 
 # --cassandra-auth: the separate password-protected Cassandra (127.0.0.4) of the credential tests.
 # --cassandra-fault: the separate Cassandra (127.0.0.5) that the fault tests stop mid-run.
