@@ -31,12 +31,12 @@ use ferry_benchmarks::datagen::{QuickstartRow, Shape};
 use crate::support::{self, ContentHash};
 
 /// This module's keyspace, on node 1 and on the fault node alike.
-const KEYSPACE: &str = "ferry_faults";
+pub(crate) const KEYSPACE: &str = "ferry_faults";
 /// The 500k-row table the SIGKILL and termination tests read (on node 1; read-only).
-const SHARED_SOURCE: &str = "source_500k";
+pub(crate) const SHARED_SOURCE: &str = "source_500k";
 const SHARED_ROWS: u64 = 500_000;
 const SHARED_SEED: u64 = 6_001;
-const UNITS: i64 = 64;
+pub(crate) const UNITS: i64 = 64;
 
 /// Reshapes every row: renames, derives and casts columns, and filters some rows out, so the
 /// target cannot equal the raw source by accident. [`transformed`] is the same in Rust.
@@ -168,7 +168,7 @@ async fn target_hash(client: &tokio_postgres::Client, table: &str) -> ContentHas
 /// Asserts the end result is exact: the target equals the transformed source (count and hash),
 /// has no duplicate key, and the run state holds each unit once, with no rejects and the rows
 /// the target holds.
-async fn assert_exact(
+pub(crate) async fn assert_exact(
     session: &Session,
     source: &str,
     client: &tokio_postgres::Client,
@@ -243,7 +243,7 @@ async fn assert_exact(
 /// Seeding of [`SHARED_SOURCE`] happens once for the tests that share it.
 static SHARED_SEEDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn shared_source(session: &Arc<Session>) {
+pub(crate) async fn shared_source(session: &Arc<Session>) {
     let _once = SHARED_SEEDING.lock().await;
     seed(session, SHARED_SOURCE, SHARED_ROWS, SHARED_SEED).await;
 }
@@ -333,7 +333,7 @@ async fn seed(session: &Arc<Session>, table: &str, rows: u64, seed: u64) {
     );
 }
 
-async fn create_target(client: &tokio_postgres::Client, table: &str) {
+pub(crate) async fn create_target(client: &tokio_postgres::Client, table: &str) {
     client
         .batch_execute(&format!(
             "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({TARGET_COLUMNS})"
@@ -344,7 +344,7 @@ async fn create_target(client: &tokio_postgres::Client, table: &str) {
 
 /// Writes `ferry.toml` and the transform file into `dir`: `source` (`ferry_faults.<source>`) on
 /// the Cassandra at `contact_point`, into `target` over `target_url`, with `run` settings.
-fn write_config(
+pub(crate) fn write_config(
     dir: &Path,
     contact_point: &str,
     source_settings: &str,
@@ -366,7 +366,7 @@ fn write_config(
 
 /// The seed of a test's random choices: `FERRY_FAULTS_SEED`, else the clock. Printed, so a
 /// failing run can be repeated.
-fn fault_seed(test: &str) -> u64 {
+pub(crate) fn fault_seed(test: &str) -> u64 {
     let seed = match std::env::var("FERRY_FAULTS_SEED") {
         Ok(s) => s
             .parse()
@@ -384,7 +384,12 @@ fn fault_seed(test: &str) -> u64 {
 // ---------------------------------------------------------------------------------------------
 
 /// `ferry migrate` started in the background, its stderr going to `log`.
-fn spawn_migrate(config: &Path, log: &Path) -> Child {
+pub(crate) fn spawn_migrate(config: &Path, log: &Path) -> Child {
+    spawn_migrate_with(config, log, &config.with_file_name("report.json"), &[])
+}
+
+/// [`spawn_migrate`] with the report at `report` and more arguments.
+pub(crate) fn spawn_migrate_with(config: &Path, log: &Path, report: &Path, args: &[&str]) -> Child {
     let stderr = std::fs::File::create(log).expect("create the log file");
     Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args([
@@ -392,11 +397,9 @@ fn spawn_migrate(config: &Path, log: &Path) -> Child {
             "--config",
             config.to_str().expect("utf-8 path"),
             "--report",
-            config
-                .with_file_name("report.json")
-                .to_str()
-                .expect("utf-8 path"),
+            report.to_str().expect("utf-8 path"),
         ])
+        .args(args)
         .env("FERRY_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -405,14 +408,14 @@ fn spawn_migrate(config: &Path, log: &Path) -> Child {
 }
 
 /// The last lines of a log, for failure messages.
-fn tail(log: &Path) -> String {
+pub(crate) fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// Units committed so far in `run_id` (0 while `ferry_state` does not exist yet).
-async fn committed_units(client: &tokio_postgres::Client, run_id: &str) -> i64 {
+pub(crate) async fn committed_units(client: &tokio_postgres::Client, run_id: &str) -> i64 {
     client
         .query_one(
             "SELECT count(*) FROM ferry_state.units WHERE run_id = $1",
@@ -423,7 +426,7 @@ async fn committed_units(client: &tokio_postgres::Client, run_id: &str) -> i64 {
 }
 
 /// Waits until `run_id` has at least `units` committed units, failing if `child` ends first.
-async fn wait_for_units(
+pub(crate) async fn wait_for_units(
     client: &tokio_postgres::Client,
     run_id: &str,
     units: i64,
@@ -470,11 +473,11 @@ async fn target_and_checkpoints(
     (row.get(0), row.get(1), row.get(2))
 }
 
-fn table_report(report: &serde_json::Value) -> &serde_json::Value {
+pub(crate) fn table_report(report: &serde_json::Value) -> &serde_json::Value {
     &report["tables"][0]
 }
 
-fn count(value: &serde_json::Value, field: &str) -> u64 {
+pub(crate) fn count(value: &serde_json::Value, field: &str) -> u64 {
     value[field]
         .as_u64()
         .unwrap_or_else(|| panic!("report field {field} missing: {value}"))

@@ -13,6 +13,7 @@ mod query;
 mod refusals;
 mod resume;
 mod runs;
+mod scaleout;
 mod schema;
 mod support;
 mod target_tls;
