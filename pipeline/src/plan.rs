@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use ferry_connectors::ConnectorError;
 use ferry_connectors::cassandra::{CassandraTable, ScanCounters, SourceTable, Split, plan_splits};
 use ferry_connectors::yugabyte::{self, CopyEncoder, TargetTable};
 use ferry_sql::Transform;
@@ -74,6 +75,8 @@ pub struct SourcePlan {
     pub source: SourceTable,
     /// The transform over `source`; its schema is what the target receives.
     pub frame: DataFrame,
+    /// The transform's SQL and file, to point errors into it.
+    pub transform: Transform,
     /// The task context of the session the frame was planned in, to execute it.
     pub task_ctx: Arc<TaskContext>,
     /// The number of splits `source` is read in (0 when planned for its schema only).
@@ -158,6 +161,7 @@ pub async fn plan_source(
     Ok(SourcePlan {
         source,
         frame,
+        transform,
         task_ctx: ctx.task_ctx(),
         splits: k,
         counters,
@@ -188,7 +192,9 @@ pub async fn plan_table(
     if mode == WriteMode::Fast {
         yugabyte::check_fast_mode(client, &target).await?;
     }
-    let encoder = CopyEncoder::try_new(&planned.output_schema(), &target)?;
+    let output = planned.output_schema();
+    let encoder = CopyEncoder::try_new(&output, &target)
+        .map_err(|e| point_into_transform(&planned.transform, &output, e))?;
 
     let mut plan = planned.frame.create_physical_plan().await?;
     let split_aligned = plan.output_partitioning().partition_count() == k;
@@ -213,4 +219,41 @@ pub async fn plan_table(
         max_rejects: table.max_rejects.or(config.run.max_rejects),
         rejects: RejectFiles::new(config, table),
     })
+}
+
+/// Points each output column the target refuses at the SELECT item that produces it, and each
+/// NOT NULL target column the output lacks at the SELECT list. Without a transform file the
+/// error stays as it is.
+fn point_into_transform(
+    transform: &Transform,
+    output: &Schema,
+    err: ConnectorError,
+) -> PipelineError {
+    let (ConnectorError::Incompatible { table, problems }, Some(list)) =
+        (&err, transform.select_list())
+    else {
+        return err.into();
+    };
+    // Each problem reads `<column>: …`; an output column's problem names that column.
+    let located: Vec<_> = problems
+        .iter()
+        .map(|p| {
+            let p = p.trim_start();
+            let produced = output
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| {
+                    p.strip_prefix(f.name().as_str())
+                        .is_some_and(|r| r.starts_with(": "))
+                })
+                .max_by_key(|(_, f)| f.name().len());
+            let at = match produced {
+                Some((i, f)) => list.output_column(i, f.name()),
+                None => list.start(),
+            };
+            (at, p.to_string())
+        })
+        .collect();
+    transform.refused_by_target(table, &located).into()
 }

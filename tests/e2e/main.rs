@@ -19,3 +19,4 @@ mod support;
 mod target_tls;
 mod tls;
 mod torture;
+mod transforms;

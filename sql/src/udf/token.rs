@@ -1,9 +1,6 @@
-//! The functions transforms and queries may call on Cassandra data, registered in every session
-//! Ferry plans with ([`register`]).
-//!
-//! - `token(k1, k2, …)`: the partition token, exactly as Cassandra's Murmur3Partitioner computes
-//!   it from the partition-key columns, in key order. Over a Cassandra source, `token(…) > x`
-//!   style filters on the whole partition key are pushed down to the scan.
+//! `token(k1, k2, …)`: the partition token, exactly as Cassandra's Murmur3Partitioner computes it
+//! from the partition-key columns, in key order. Over a Cassandra source, `token(…) > x` style
+//! filters on the whole partition key are pushed down to the scan.
 
 use std::sync::Arc;
 
@@ -15,19 +12,13 @@ use arrow::datatypes::{
 };
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::prelude::SessionContext;
 
 use crate::types::CQL_TYPE_METADATA_KEY;
 
 /// Name of the token function, as in CQL.
 pub const TOKEN: &str = "token";
-
-/// Registers Ferry's UDFs in `ctx`.
-pub fn register(ctx: &SessionContext) {
-    ctx.register_udf(ScalarUDF::from(TokenUdf::new()));
-}
 
 /// `token(k1, …)`: Cassandra's Murmur3 token of a partition key.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -68,6 +59,10 @@ impl ScalarUDFImpl for TokenUdf {
             }
         }
         Ok(DataType::Int64)
+    }
+
+    fn is_strict(&self) -> bool {
+        true
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
