@@ -391,8 +391,8 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
         .into());
     }
     // What the Spark anchor must load too.
-    let digest = if args.spark.enabled() {
-        Some(spark::table_digest(admin, &args.table).await?)
+    let reference = if args.spark.enabled() {
+        Some(spark::Reference::keep(admin, &args.table).await?)
     } else {
         None
     };
@@ -434,7 +434,7 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
             let ferry_cpu_s = spark::process_cpu_s() - cpu;
             setup.push(wall - f.seconds);
             done("ferry", &f);
-            if let (true, Some(digest)) = (args.spark.parallelism.contains(&m), &digest) {
+            if let (true, Some(reference)) = (args.spark.parallelism.contains(&m), &reference) {
                 let (job, wall_s) = spark::pass(
                     &args.spark,
                     admin,
@@ -442,7 +442,7 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
                     &qualified,
                     &args.table,
                     args.rows,
-                    digest,
+                    reference,
                     &args.cassandra,
                     &args.url,
                 )
@@ -493,6 +493,9 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
 
     // Leave no rows and no run state behind.
     load::truncate(admin, &args.table).await?;
+    if let Some(reference) = reference {
+        reference.drop(admin).await?;
+    }
     Checkpoints::new(RUN_ID, "public", &args.table)
         .forget(admin)
         .await?;
@@ -647,7 +650,7 @@ fn thousands(value: f64) -> String {
 }
 
 /// `median (min–max)` of rows/s, or of ratios with `precision` 3.
-fn spread(values: &[f64], ratio: bool) -> String {
+pub(crate) fn spread(values: &[f64], ratio: bool) -> String {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if ratio {

@@ -19,6 +19,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
+use crate::e2e::spread;
 use crate::load;
 use crate::report::{Figure, Pass, ScenarioReport, median};
 
@@ -183,24 +184,55 @@ pub async fn run_job(
     Ok((output, wall))
 }
 
-/// `count(*)` and an order-independent sum of every row's hash: equal digests mean (up to
-/// hash collisions) the same rows, so the anchor is checked to load what Ferry loads.
-pub async fn table_digest(client: &Client, table: &str) -> Result<(i64, String), BoxError> {
-    let row = client
-        .query_one(
-            &format!(
-                "SELECT count(*), coalesce(sum(hashtext(t::text)::bigint), 0)::text \
-                 FROM public.{table} t"
-            ),
-            &[],
-        )
-        .await
-        .map_err(|e| format!("digest of {table}: {e}"))?;
-    Ok((row.get(0), row.get(1)))
+/// A copy of the rows Ferry loaded, `public.<table>_ferry_rows`, that each Spark pass is checked
+/// against. The check compares values, not text: Spark reads a Cassandra `decimal` as
+/// `DecimalType(38, 18)`, so its `numeric`s carry 18 decimal places where Ferry's keep the source's.
+pub struct Reference {
+    table: String,
 }
 
-/// One timed Spark pass into an emptied `public.<table>`: fails unless it loaded `rows` rows
-/// with the `digest` of Ferry's.
+impl Reference {
+    /// Copies `public.<table>` (holding Ferry's rows) aside.
+    pub async fn keep(client: &Client, table: &str) -> Result<Self, BoxError> {
+        let copy = format!("{table}_ferry_rows");
+        client
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS public.{copy}; \
+                 CREATE TABLE public.{copy} AS SELECT * FROM public.{table}"
+            ))
+            .await
+            .map_err(|e| format!("copying {table}'s rows to {copy}: {e}"))?;
+        Ok(Self { table: copy })
+    }
+
+    /// The rows of `public.<table>` that are not in the copy. With the same count on both sides
+    /// and a primary key on the target, none means the same rows.
+    pub async fn rows_not_in(&self, client: &Client, table: &str) -> Result<i64, BoxError> {
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM (SELECT * FROM public.{table} \
+                     EXCEPT SELECT * FROM public.{}) d",
+                    self.table
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| format!("comparing {table} with {}: {e}", self.table))?;
+        Ok(row.get(0))
+    }
+
+    /// Drops the copy.
+    pub async fn drop(self, client: &Client) -> Result<(), BoxError> {
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS public.{}", self.table))
+            .await
+            .map_err(|e| format!("dropping {}: {e}", self.table).into())
+    }
+}
+
+/// One timed Spark pass into an emptied `public.<table>`: fails unless it loaded `rows` rows, the
+/// same as Ferry's `reference`.
 #[allow(clippy::too_many_arguments)]
 pub async fn pass(
     args: &SparkArgs,
@@ -209,7 +241,7 @@ pub async fn pass(
     source: &str,
     table: &str,
     rows: u64,
-    digest: &(i64, String),
+    reference: &Reference,
     cassandra: &str,
     url: &str,
 ) -> Result<(JobOutput, f64), BoxError> {
@@ -227,10 +259,11 @@ pub async fn pass(
         return Err(format!("the Spark job copied {} rows, expected {rows}", job.rows).into());
     }
     load::check_rows(admin, table, rows, "the Spark job").await?;
-    let theirs = table_digest(admin, table).await?;
-    if &theirs != digest {
+    let differ = reference.rows_not_in(admin, table).await?;
+    if differ != 0 {
         return Err(format!(
-            "the Spark job's rows differ from Ferry's: digest {theirs:?}, Ferry's {digest:?}"
+            "{differ} of the Spark job's rows differ from Ferry's (in {})",
+            reference.table
         )
         .into());
     }
@@ -333,7 +366,7 @@ pub fn extend_report(
              connection and one CSV COPY FROM STDIN per partition; timed inside the job from the \
              read to the last commit (the JVM start and SparkSession are outside); its MB/s is of \
              CSV, its peak RSS the JVM's; each Spark pass runs right after Ferry's at M = P and \
-             loads the same rows (count and digest checked); ferry-Pc/spark-P is run by run; \
+             loads the same rows (count and values checked); ferry-Pc/spark-P is run by run; \
              ferry/spark is the lowest of them, at P = {p}",
             job.master.replace(&job.parallelism.to_string(), "P"),
             if job.repartitioned {
@@ -346,7 +379,8 @@ pub fn extend_report(
     }
 }
 
-/// Prints the anchor's table: rows/s of Spark and Ferry at each parallelism and their ratio.
+/// Prints the anchor's table: rows/s of Spark and Ferry at each parallelism, medians (min–max),
+/// their run-by-run ratio, and each side's CPU seconds per pass.
 pub fn print(runs: &[SparkRun]) {
     if runs.is_empty() {
         return;
@@ -355,24 +389,19 @@ pub fn print(runs: &[SparkRun]) {
         "{:>4}  {:<30} {:<30} {:<22} {:>12} {:>12}",
         "P", "spark rows/s", "ferry rows/s", "ferry/spark", "spark CPU s", "ferry CPU s"
     );
-    let spread = |v: &[f64]| {
-        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (median(v), min, max)
-    };
     for p in parallelisms(runs) {
         let of_p: Vec<&SparkRun> = runs.iter().filter(|r| r.parallelism == p).collect();
-        let col = |f: &dyn Fn(&SparkRun) -> f64, precision: usize| {
-            let (m, lo, hi) = spread(&of_p.iter().map(|r| f(r)).collect::<Vec<_>>());
-            format!("{m:.precision$} ({lo:.precision$}–{hi:.precision$})")
-        };
+        let values = |f: &dyn Fn(&SparkRun) -> f64| of_p.iter().map(|r| f(r)).collect::<Vec<_>>();
         println!(
-            "{p:>4}  {:<30} {:<30} {:<22} {:>12.1} {:>12.1}",
-            col(&|r| r.job.pass().rows_per_s(), 0),
-            col(&|r| r.ferry.rows_per_s(), 0),
-            col(&|r| r.ferry.rows_per_s() / r.job.pass().rows_per_s(), 3),
-            median(&of_p.iter().map(|r| r.job.cpu_s).collect::<Vec<_>>()),
-            median(&of_p.iter().map(|r| r.ferry_cpu_s).collect::<Vec<_>>()),
+            "{p:>4}  {:<30} {:<30} {:<22} {:>12.1} {:>12.2}",
+            spread(&values(&|r| r.job.pass().rows_per_s()), false),
+            spread(&values(&|r| r.ferry.rows_per_s()), false),
+            spread(
+                &values(&|r| r.ferry.rows_per_s() / r.job.pass().rows_per_s()),
+                true
+            ),
+            median(&values(&|r| r.job.cpu_s)),
+            median(&values(&|r| r.ferry_cpu_s)),
         );
     }
 }
