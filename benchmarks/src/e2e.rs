@@ -7,6 +7,9 @@
 //!   over M connections in the same units (one per split, from one queue, one transaction each:
 //!   [`crate::load::copy_units`]).
 //!
+//! With `--spark 16,32`, the Spark job of `seed-spark-parallelism.md` runs right after the
+//! migration at M = 16 and 32 into the same table ([`crate::spark`]: `ferry/spark`).
+//!
 //! The ceiling at M is the slower of the two; `ferry-Mc/ceiling` is the migration's rows/s over
 //! it. Peak RSS is measured apart, each table size in a child process of its own (the hidden
 //! `e2e-child` subcommand runs one migration and prints its `VmHWM`), so the sizes cannot
@@ -29,6 +32,7 @@ use crate::datagen::{self, BENCH_KEYSPACE, Shape};
 use crate::load;
 use crate::report::{Figure, Pass, ScenarioReport, median, peak_rss_mb};
 use crate::scan;
+use crate::spark;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -78,6 +82,8 @@ pub struct E2eArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub spark: spark::SparkArgs,
 }
 
 /// The hidden `e2e-child` subcommand: one migration, then its figures as one JSON line.
@@ -301,6 +307,13 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
         )
         .into());
     }
+    args.spark.check(&connections)?;
+    // Installing Spark takes minutes the first time: before anything else, so it fails early.
+    let spark_versions = if args.spark.enabled() {
+        spark::setup(&args.spark.spark_script).await?
+    } else {
+        Default::default()
+    };
     let session = cassandra::connect(&cassandra::CassandraConfig::new(vec![
         args.cassandra.clone(),
     ]))
@@ -377,6 +390,12 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
         )
         .into());
     }
+    // What the Spark anchor must load too.
+    let reference = if args.spark.enabled() {
+        Some(spark::Reference::keep(admin, &args.table).await?)
+    } else {
+        None
+    };
 
     let n = connections.len();
     let mut runs = E2eRuns {
@@ -387,6 +406,7 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
         rss: Vec::new(),
     };
     let mut setup = Vec::new();
+    let mut spark_runs = Vec::new();
     for run in 0..args.runs.max(1) {
         for (i, &m) in connections.iter().enumerate() {
             // The three sides one after the other at each M, so drift hits them alike; one
@@ -409,9 +429,33 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
             }
             load::check_rows(admin, &args.table, args.rows, "load-only").await?;
             done("load-only", &l);
+            let cpu = spark::process_cpu_s();
             let (f, wall) = migrate_pass(&config(m)?, admin, &args.table, args.rows).await?;
+            let ferry_cpu_s = spark::process_cpu_s() - cpu;
             setup.push(wall - f.seconds);
             done("ferry", &f);
+            if let (true, Some(reference)) = (args.spark.parallelism.contains(&m), &reference) {
+                let (job, wall_s) = spark::pass(
+                    &args.spark,
+                    admin,
+                    m,
+                    &qualified,
+                    &args.table,
+                    args.rows,
+                    reference,
+                    &args.cassandra,
+                    &args.url,
+                )
+                .await?;
+                done("spark", &job.pass());
+                spark_runs.push(spark::SparkRun {
+                    parallelism: m,
+                    ferry: f,
+                    ferry_cpu_s,
+                    job,
+                    wall_s,
+                });
+            }
             runs.scan[i].push(s);
             runs.load[i].push(l);
             runs.ferry[i].push(f);
@@ -449,6 +493,9 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
 
     // Leave no rows and no run state behind.
     load::truncate(admin, &args.table).await?;
+    if let Some(reference) = reference {
+        reference.drop(admin).await?;
+    }
     Checkpoints::new(RUN_ID, "public", &args.table)
         .forget(admin)
         .await?;
@@ -467,7 +514,9 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
         args.runs.max(1),
         median(&setup)
     ));
+    spark::extend_report(&mut report, &spark_runs, &spark_versions);
     print(&report, &runs);
+    spark::print(&spark_runs);
     if let Some(path) = &args.json {
         report.write(path)?;
     }
@@ -601,7 +650,7 @@ fn thousands(value: f64) -> String {
 }
 
 /// `median (min–max)` of rows/s, or of ratios with `precision` 3.
-fn spread(values: &[f64], ratio: bool) -> String {
+pub(crate) fn spread(values: &[f64], ratio: bool) -> String {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if ratio {
