@@ -203,6 +203,28 @@ impl Leases {
         Ok(n == 1)
     }
 
+    /// Takes `unit`'s lease again on `client` (a new connection, after a failed attempt): `true`
+    /// when it is still this worker's or free, `false` when another worker holds it now.
+    pub async fn reclaim(&self, client: &Client, target: &str, unit: usize) -> Result<bool> {
+        let n = client
+            .execute(
+                "UPDATE ferry_state.leases SET worker = $4, \
+                   expires_at = clock_timestamp() + $5 * interval '1 second' \
+                 WHERE run_id = $1 AND target = $2 AND unit = $3 \
+                   AND (worker = $4 OR worker IS NULL OR expires_at < clock_timestamp())",
+                &[
+                    &self.run_id,
+                    &target,
+                    &(unit as i32),
+                    &self.worker.id,
+                    &self.lease_s(),
+                ],
+            )
+            .await
+            .map_err(|e| pg(&format!("take the lease of unit {unit} again"), e))?;
+        Ok(n == 1)
+    }
+
     /// The unit is done with (committed, or given up): stop renewing it; when `release`, let
     /// another worker claim it at once.
     pub async fn drop_unit(&self, client: &Client, target: &str, unit: usize, release: bool) {

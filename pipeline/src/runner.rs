@@ -415,6 +415,15 @@ async fn run_unit_with_retries(
     let mut delay = Duration::from_millis(200);
     let mut attempt = 1;
     loop {
+        // A retry runs on a new connection: take the lease again there first (another worker
+        // may have taken the unit over meanwhile).
+        if attempt > 1 {
+            let c = client.client().await?;
+            if !progress.leases.reclaim(c, checkpoints.key(), unit).await? {
+                tracing::warn!(table = %plan.source, split = unit, "another worker took the unit over while it was retried; leaving it to that worker");
+                return Ok(None);
+            }
+        }
         let result = run_unit(plan, checkpoints, &progress.leases, unit, client).await;
         match result {
             Err(e) if e.is_retriable() && attempt < config.run.unit_attempts => {
