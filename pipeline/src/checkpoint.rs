@@ -126,19 +126,40 @@ impl RunStatus {
 }
 
 /// Records that an attempt of run `run_id` starts: a new row, or the next attempt of an old one.
+///
+/// An update, then an insert, rather than one `INSERT … ON CONFLICT DO UPDATE`: the run state
+/// stays writable through anything that cannot take an upsert (a foreign table), and every
+/// column gets its value from here, not from a default.
 pub async fn run_started(client: &Client, run_id: &str, config: &str) -> Result<()> {
-    client
-        .execute(
-            "INSERT INTO ferry_state.runs (run_id, config, ferry_version, status) \
-             VALUES ($1, $2, $3, 'running') \
-             ON CONFLICT (run_id) DO UPDATE SET attempt_started_at = now(), \
-             attempts = ferry_state.runs.attempts + 1, finished_at = NULL, error = NULL, \
-             status = 'running', config = EXCLUDED.config, ferry_version = EXCLUDED.ferry_version",
-            &[&run_id, &config, &env!("CARGO_PKG_VERSION")],
-        )
-        .await
-        .map_err(|e| pg("record the run's start", e))?;
-    Ok(())
+    let version = env!("CARGO_PKG_VERSION");
+    let err = |e| pg("record the run's start", e);
+    loop {
+        let updated = client
+            .execute(
+                "UPDATE ferry_state.runs SET attempt_started_at = now(), attempts = attempts + 1, \
+                 finished_at = NULL, error = NULL, status = 'running', config = $2, \
+                 ferry_version = $3 WHERE run_id = $1",
+                &[&run_id, &config, &version],
+            )
+            .await
+            .map_err(err)?;
+        if updated > 0 {
+            return Ok(());
+        }
+        let inserted = client
+            .execute(
+                "INSERT INTO ferry_state.runs (run_id, config, ferry_version, started_at, \
+                 attempt_started_at, attempts, status) \
+                 VALUES ($1, $2, $3, now(), now(), 1, 'running') ON CONFLICT DO NOTHING",
+                &[&run_id, &config, &version],
+            )
+            .await
+            .map_err(err)?;
+        if inserted > 0 {
+            return Ok(());
+        }
+        // Another worker of the run inserted it meanwhile: count this attempt too.
+    }
 }
 
 /// Records how the current attempt of run `run_id` ended.
@@ -388,7 +409,7 @@ impl Checkpoints {
             .execute(
                 "INSERT INTO ferry_state.units \
                  (run_id, target, unit, rows_read, rows_written, rows_rejected, copy_bytes, \
-                 elapsed_ms, worker) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 elapsed_ms, worker, committed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) \
                  ON CONFLICT DO NOTHING",
                 &[
                     &self.run_id,

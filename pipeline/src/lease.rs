@@ -109,8 +109,9 @@ impl Leases {
     pub async fn prepare(&self, client: &Client, target: &str, units: usize) -> Result<()> {
         client
             .execute(
-                "INSERT INTO ferry_state.leases (run_id, target, unit) \
-                 SELECT $1, $2, generate_series(0, $3 - 1) ON CONFLICT DO NOTHING",
+                "INSERT INTO ferry_state.leases (run_id, target, unit, worker, expires_at, claims) \
+                 SELECT $1, $2, generate_series(0, $3 - 1), NULL, '-infinity', 0 \
+                 ON CONFLICT DO NOTHING",
                 &[&self.run_id, &target, &(units as i32)],
             )
             .await

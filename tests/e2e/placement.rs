@@ -143,14 +143,31 @@ async fn a_server_dying_mid_run_moves_its_connections() {
         .await
         .expect("seed source table");
     // Nodes 2 and 3 stand for one YugabyteDB cluster; the rows that reach each are summed. A
-    // real cluster shares one catalog, so the run state exists on every node before the run.
+    // real cluster shares one catalog, so node 3 sees node 2's run state (units, leases)
+    // through postgres_fdw: a unit committed on node 3 commits its checkpoint on node 2.
     for node in &nodes[1..] {
         create_target(node, TABLE).await;
-        let client = support::postgres_node(node).await;
-        ferry::pipeline::checkpoint::ensure_schema(&client)
-            .await
-            .expect("run-state schema");
     }
+    let node2 = support::postgres_node(&nodes[1]).await;
+    ferry::pipeline::checkpoint::ensure_schema(&node2)
+        .await
+        .expect("run-state schema");
+    let (host, port) = nodes[1].rsplit_once(':').expect("host:port");
+    support::postgres_node(&nodes[2])
+        .await
+        .batch_execute(&format!(
+            "CREATE EXTENSION IF NOT EXISTS postgres_fdw;
+             DROP SERVER IF EXISTS ferry_state_node CASCADE;
+             CREATE SERVER ferry_state_node FOREIGN DATA WRAPPER postgres_fdw
+                 OPTIONS (host '{host}', port '{port}', dbname 'ferry_yb');
+             CREATE USER MAPPING FOR CURRENT_USER SERVER ferry_state_node
+                 OPTIONS (user 'ferry', password 'ferry');
+             DROP SCHEMA IF EXISTS ferry_state CASCADE;
+             CREATE SCHEMA ferry_state;
+             IMPORT FOREIGN SCHEMA ferry_state FROM SERVER ferry_state_node INTO ferry_state;"
+        ))
+        .await
+        .expect("node 3 shares node 2's run state");
 
     let dir = support::scratch_dir("placement_midrun");
     let config = support::write_config_with_target(
@@ -197,6 +214,12 @@ async fn a_server_dying_mid_run_moves_its_connections() {
         .expect("join")
         .expect("ferry migrate output");
     drop(stopped);
+    // Node 3 gets its own run state back for the other tests.
+    support::postgres_node(&nodes[2])
+        .await
+        .batch_execute("DROP SCHEMA ferry_state CASCADE; DROP SERVER ferry_state_node CASCADE")
+        .await
+        .expect("node 3's own run state");
     assert!(
         out.status.success(),
         "ferry migrate failed:\n{}",
