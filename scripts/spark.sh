@@ -68,9 +68,9 @@ setup() {
   fi
   job_jar="$home/job/$job_sum/job.jar"
 
-  local connector pgjdbc
-  connector="$(cd "$home/jars" && ls spark-cassandra-connector_2.12-*.jar | sed 's/.*_2.12-//; s/\.jar$//')"
-  pgjdbc="$(cd "$home/jars" && ls postgresql-*.jar | sed 's/^postgresql-//; s/\.jar$//')"
+  local connector_jar=("$home"/jars/spark-cassandra-connector_2.12-*.jar) pgjdbc_jar=("$home"/jars/postgresql-*.jar)
+  local connector="${connector_jar[0]##*_2.12-}" pgjdbc="${pgjdbc_jar[0]##*/postgresql-}"
+  connector="${connector%.jar}" pgjdbc="${pgjdbc%.jar}"
   versions="{\"pyspark\":\"$PYSPARK\",\"spark-cassandra-connector\":\"$connector\",\"pgjdbc\":\"$pgjdbc\",\"java\":\"$(java -version 2>&1 | head -1 | sed 's/"//g')\"}"
 }
 
@@ -108,8 +108,8 @@ print(u.unquote(url.username or os.environ.get("USER", "")))
 print(u.unquote(url.password or ""))
 EOF
 )"
-  local jars
-  jars="$(ls "$home"/jars/*.jar | paste -sd, -)"
+  local all=("$home"/jars/*.jar) jars
+  jars="$(IFS=,; echo "${all[*]}")"
   FERRY_SPARK_JDBC_URL="$(sed -n 1p <<<"$jdbc")" \
   FERRY_SPARK_PGUSER="$(sed -n 2p <<<"$jdbc")" \
   FERRY_SPARK_PGPASSWORD="$(sed -n 3p <<<"$jdbc")" \
