@@ -364,6 +364,22 @@ async fn all(args: AllArgs) -> Result<(), BoxError> {
     }
 }
 
+async fn delay_proxy(upstream: &str, rtt_ms: u64, port: u16) -> Result<(), BoxError> {
+    let upstream = tokio::net::lookup_host(upstream)
+        .await?
+        .next()
+        .ok_or_else(|| format!("{upstream} resolves to no address"))?;
+    let one_way = std::time::Duration::from_micros(rtt_ms * 500);
+    let proxy = ferry_benchmarks::proxy::DelayProxy::start_on(port, upstream, one_way).await?;
+    println!(
+        "relaying {} to {upstream}, {:.1} ms added each way; Ctrl-C stops",
+        proxy.addr(),
+        one_way.as_secs_f64() * 1e3
+    );
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
 fn exit_code(result: Result<(), BoxError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -399,6 +415,19 @@ enum Command {
     /// Every scenario, one after the other, each writing `<scenario>.json` into `--out`, then the
     /// plots (scripts/plots.sh).
     All(AllArgs),
+    /// The latency scenario's delay proxy on its own, until Ctrl-C: puts anything (`ferry
+    /// migrate`, psql) behind the same latency.
+    DelayProxy {
+        /// The server to relay to, `host:port`.
+        #[arg(long)]
+        upstream: String,
+        /// Round-trip latency to add, in milliseconds (half each way).
+        #[arg(long, default_value_t = 20)]
+        rtt_ms: u64,
+        /// Port to listen on, on 127.0.0.1 (default: a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// One migration whose peak RSS `e2e` reads (run by `e2e` in a process of its own).
     #[command(hide = true)]
     E2eChild(ferry_benchmarks::e2e::ChildArgs),
@@ -456,6 +485,11 @@ async fn main() -> ExitCode {
         },
         Command::Latency(args) => exit_code(ferry_benchmarks::latency::run(args).await),
         Command::All(args) => exit_code(all(args).await),
+        Command::DelayProxy {
+            upstream,
+            rtt_ms,
+            port,
+        } => exit_code(delay_proxy(&upstream, rtt_ms, port).await),
         Command::E2eChild(args) => match ferry_benchmarks::e2e::child(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
