@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ferry_benchmarks::datagen::{self, Shape};
 use ferry_benchmarks::encode::{self, EncodeShape};
@@ -306,15 +306,7 @@ async fn all(args: AllArgs) -> Result<(), BoxError> {
         let json = args.out.join(format!("{}.json", scenario.name()));
         // No stale figures: a scenario that fails leaves no JSON to plot.
         let _ = std::fs::remove_file(&json);
-        let mut argv: Vec<String> = vec!["ferry-bench".into(), scenario.name().into()];
-        argv.extend(["--rows".into(), args.rows.to_string()]);
-        argv.extend(["--runs".into(), args.runs.to_string()]);
-        argv.extend(["--json".into(), json.display().to_string()]);
-        if scenario.reads_cassandra() && table_written {
-            argv.push("--reuse".into());
-        }
-        // The Spark anchor's flag (`e2e --spark`) is passed on here, for Scenario::E2e (and to
-        // `latency`, once it runs Spark too).
+        let argv = scenario_argv(scenario, &args, &json, table_written);
         eprintln!("\n=== ferry-bench {}", argv[1..].join(" "));
         let started = std::time::Instant::now();
         let result = match Cli::try_parse_from(&argv) {
@@ -378,6 +370,20 @@ async fn delay_proxy(upstream: &str, rtt_ms: u64, port: u16) -> Result<(), BoxEr
     );
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+/// The command line `all` runs `scenario` with, as if typed after `ferry-bench`.
+fn scenario_argv(scenario: Scenario, args: &AllArgs, json: &Path, reuse: bool) -> Vec<String> {
+    let mut argv: Vec<String> = vec!["ferry-bench".into(), scenario.name().into()];
+    argv.extend(["--rows".into(), args.rows.to_string()]);
+    argv.extend(["--runs".into(), args.runs.to_string()]);
+    argv.extend(["--json".into(), json.display().to_string()]);
+    if scenario.reads_cassandra() && reuse {
+        argv.push("--reuse".into());
+    }
+    // The Spark anchor's flag (`e2e --spark`) is passed on here, for Scenario::E2e (and to
+    // `latency`, once it runs Spark too).
+    argv
 }
 
 fn exit_code(result: Result<(), BoxError>) -> ExitCode {
@@ -531,6 +537,43 @@ async fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_line_all_builds_parses_as_its_scenario() {
+        let cli = Cli::try_parse_from(["ferry-bench", "all", "--rows", "500000", "--runs", "5"])
+            .expect("all parses");
+        let Command::All(args) = cli.command else {
+            panic!("not all: {:?}", cli.command);
+        };
+        assert!(args.only.is_empty() && !args.reuse && !args.no_plots);
+        for scenario in Scenario::ALL {
+            let json = args.out.join(format!("{}.json", scenario.name()));
+            let mut argv = scenario_argv(scenario, &args, &json, true);
+            // The scenarios that read FERRY_POSTGRES_URL get it from the command line here.
+            if matches!(scenario, Scenario::Load | Scenario::E2e | Scenario::Latency) {
+                argv.extend(["--url".into(), "postgresql://u@127.0.0.1:5432/db".into()]);
+            }
+            let parsed = Cli::try_parse_from(&argv)
+                .unwrap_or_else(|e| panic!("{scenario:?}: {argv:?}: {e}"))
+                .command;
+            let (rows, runs, path, reuse) = match parsed {
+                Command::Scan(a) => (a.rows, a.runs, a.json, a.reuse),
+                Command::Encode(a) => (a.rows, a.runs, a.json, false),
+                Command::Load(a) => (a.rows, a.runs, a.json, false),
+                Command::E2e(a) => (a.rows, a.runs, a.json, a.reuse),
+                Command::Latency(a) => (a.rows, a.runs, a.json, a.reuse),
+                other => panic!("{scenario:?} parsed as {other:?}"),
+            };
+            assert_eq!((rows, runs), (500_000, 5), "{scenario:?}");
+            assert_eq!(path.as_deref(), Some(json.as_path()), "{scenario:?}");
+            assert_eq!(reuse, scenario.reads_cassandra(), "{scenario:?}");
         }
     }
 }
