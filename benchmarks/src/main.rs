@@ -272,6 +272,10 @@ struct AllArgs {
     /// the scenarios after the first that reads it always keep it).
     #[arg(long)]
     reuse: bool,
+    /// Also run the Spark anchor in `e2e` at these parallelisms, comma-separated (e.g. 16,32:
+    /// passed on as `e2e --spark`; the first use installs pyspark and the jars).
+    #[arg(long, value_delimiter = ',')]
+    spark: Vec<usize>,
     /// Scenarios to run, comma-separated (default: every one).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Scenario>,
@@ -381,8 +385,11 @@ fn scenario_argv(scenario: Scenario, args: &AllArgs, json: &Path, reuse: bool) -
     if scenario.reads_cassandra() && reuse {
         argv.push("--reuse".into());
     }
-    // The Spark anchor's flag (`e2e --spark`) is passed on here, for Scenario::E2e (and to
-    // `latency`, once it runs Spark too).
+    // `latency` is to take the same flag once Spark runs under the latency too.
+    if scenario == Scenario::E2e && !args.spark.is_empty() {
+        let list: Vec<String> = args.spark.iter().map(usize::to_string).collect();
+        argv.extend(["--spark".into(), list.join(",")]);
+    }
     argv
 }
 
@@ -547,8 +554,17 @@ mod tests {
 
     #[test]
     fn every_command_line_all_builds_parses_as_its_scenario() {
-        let cli = Cli::try_parse_from(["ferry-bench", "all", "--rows", "500000", "--runs", "5"])
-            .expect("all parses");
+        let cli = Cli::try_parse_from([
+            "ferry-bench",
+            "all",
+            "--rows",
+            "500000",
+            "--runs",
+            "5",
+            "--spark",
+            "16,32",
+        ])
+        .expect("all parses");
         let Command::All(args) = cli.command else {
             panic!("not all: {:?}", cli.command);
         };
@@ -567,7 +583,10 @@ mod tests {
                 Command::Scan(a) => (a.rows, a.runs, a.json, a.reuse),
                 Command::Encode(a) => (a.rows, a.runs, a.json, false),
                 Command::Load(a) => (a.rows, a.runs, a.json, false),
-                Command::E2e(a) => (a.rows, a.runs, a.json, a.reuse),
+                Command::E2e(a) => {
+                    assert_eq!(a.spark.parallelism, [16, 32]);
+                    (a.rows, a.runs, a.json, a.reuse)
+                }
                 Command::Latency(a) => (a.rows, a.runs, a.json, a.reuse),
                 other => panic!("{scenario:?} parsed as {other:?}"),
             };
