@@ -168,7 +168,7 @@ pub fn migrate_config(
 /// `TRUNCATE`, then one timed migration; fails unless every row arrived and none was rejected.
 /// Returns the pass (timed by the table's own elapsed time in the report: planning, connecting
 /// the M workers and every unit) and the whole call's wall time, which adds the Cassandra session.
-async fn migrate_pass(
+pub async fn migrate_pass(
     config: &Config,
     admin: &Client,
     table: &str,

@@ -4,12 +4,15 @@
 //! seed their data). Each scenario measures Ferry and its anchor in the same process run and
 //! reports the ratio ([`report`]); [`encode`] holds the COPY encoder scenario's batches and
 //! its pgpq anchor; [`e2e`] measures the whole migration against its scan-only and load-only
-//! halves, and [`spark`] against the Spark job of `seed-spark-parallelism.md`.
+//! halves, and [`spark`] against the Spark job of `seed-spark-parallelism.md`; [`latency`]
+//! measures it with PostgreSQL behind a round-trip latency ([`proxy`]) against itself without.
 
 pub mod datagen;
 pub mod e2e;
 pub mod encode;
+pub mod latency;
 pub mod load;
+pub mod proxy;
 pub mod report;
 pub mod scan;
 pub mod spark;

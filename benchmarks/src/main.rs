@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ferry_benchmarks::datagen::{self, Shape};
 use ferry_benchmarks::encode::{self, EncodeShape};
@@ -225,6 +225,184 @@ fn encode_bench(args: EncodeArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The scenarios `all` runs, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    Scan,
+    Encode,
+    Load,
+    E2e,
+    Latency,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 5] = [
+        Scenario::Scan,
+        Scenario::Encode,
+        Scenario::Load,
+        Scenario::E2e,
+        Scenario::Latency,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Scan => "scan",
+            Scenario::Encode => "encode",
+            Scenario::Load => "load",
+            Scenario::E2e => "e2e",
+            Scenario::Latency => "latency",
+        }
+    }
+
+    /// Whether it reads the Cassandra benchmark table (`ferry_bench.mixed_<rows>`).
+    fn reads_cassandra(self) -> bool {
+        matches!(self, Scenario::Scan | Scenario::E2e | Scenario::Latency)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct AllArgs {
+    /// Rows of every scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Runs of every scenario; figures are medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Keep the Cassandra table an earlier invocation finished writing (within one invocation,
+    /// the scenarios after the first that reads it always keep it).
+    #[arg(long)]
+    reuse: bool,
+    /// Also run the Spark anchor in `e2e` at these parallelisms, comma-separated (e.g. 16,32:
+    /// passed on as `e2e --spark`; the first use installs pyspark and the jars).
+    #[arg(long, value_delimiter = ',')]
+    spark: Vec<usize>,
+    /// Scenarios to run, comma-separated (default: every one).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Scenario>,
+    /// Where each scenario's JSON goes, as `<scenario>.json`.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
+    out: PathBuf,
+    /// Where the plots go.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/plots"))]
+    plots: PathBuf,
+    /// Skip the plots.
+    #[arg(long)]
+    no_plots: bool,
+    /// The script that draws the plots (creates its Python venv on first use).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/plots.sh"))]
+    plot_script: PathBuf,
+}
+
+/// `ferry-bench all`: every scenario with its defaults but `--rows`, `--runs` and `--json`, as if
+/// run by hand, so each JSON is the one its own subcommand writes. A failing scenario does not
+/// stop the others; the command fails at the end if any did.
+async fn all(args: AllArgs) -> Result<(), BoxError> {
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let only = if args.only.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        args.only.clone()
+    };
+    let mut table_written = args.reuse;
+    let mut failed = Vec::new();
+    for scenario in Scenario::ALL.into_iter().filter(|s| only.contains(s)) {
+        let json = args.out.join(format!("{}.json", scenario.name()));
+        // No stale figures: a scenario that fails leaves no JSON to plot.
+        let _ = std::fs::remove_file(&json);
+        let argv = scenario_argv(scenario, &args, &json, table_written);
+        eprintln!("\n=== ferry-bench {}", argv[1..].join(" "));
+        let started = std::time::Instant::now();
+        let result = match Cli::try_parse_from(&argv) {
+            Ok(cli) => match cli.command {
+                Command::Scan(a) => scan(a).await,
+                Command::Encode(a) => encode_bench(a),
+                Command::Load(a) => ferry_benchmarks::load::run(a).await,
+                Command::E2e(a) => ferry_benchmarks::e2e::run(a).await,
+                Command::Latency(a) => ferry_benchmarks::latency::run(a).await,
+                other => Err(format!("`all` does not run {other:?}").into()),
+            },
+            Err(e) => Err(e.to_string().into()),
+        };
+        let took = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => {
+                eprintln!(
+                    "=== {} done in {took:.0}s: {}",
+                    scenario.name(),
+                    json.display()
+                );
+                table_written |= scenario.reads_cassandra();
+            }
+            Err(e) => {
+                eprintln!("=== {} FAILED after {took:.0}s: {e}", scenario.name());
+                failed.push(scenario.name());
+            }
+        }
+    }
+    if !args.no_plots {
+        eprintln!("\n=== plots into {}", args.plots.display());
+        let status = std::process::Command::new(&args.plot_script)
+            .arg("--results")
+            .arg(&args.out)
+            .arg("--out")
+            .arg(&args.plots)
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", args.plot_script.display()))?;
+        if !status.success() {
+            failed.push("plots");
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed: {}", failed.join(", ")).into())
+    }
+}
+
+async fn delay_proxy(upstream: &str, rtt_ms: u64, port: u16) -> Result<(), BoxError> {
+    let upstream = tokio::net::lookup_host(upstream)
+        .await?
+        .next()
+        .ok_or_else(|| format!("{upstream} resolves to no address"))?;
+    let one_way = std::time::Duration::from_micros(rtt_ms * 500);
+    let proxy = ferry_benchmarks::proxy::DelayProxy::start_on(port, upstream, one_way).await?;
+    println!(
+        "relaying {} to {upstream}, {:.1} ms added each way; Ctrl-C stops",
+        proxy.addr(),
+        one_way.as_secs_f64() * 1e3
+    );
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// The command line `all` runs `scenario` with, as if typed after `ferry-bench`.
+fn scenario_argv(scenario: Scenario, args: &AllArgs, json: &Path, reuse: bool) -> Vec<String> {
+    let mut argv: Vec<String> = vec!["ferry-bench".into(), scenario.name().into()];
+    argv.extend(["--rows".into(), args.rows.to_string()]);
+    argv.extend(["--runs".into(), args.runs.to_string()]);
+    argv.extend(["--json".into(), json.display().to_string()]);
+    if scenario.reads_cassandra() && reuse {
+        argv.push("--reuse".into());
+    }
+    // `latency` is to take the same flag once Spark runs under the latency too.
+    if scenario == Scenario::E2e && !args.spark.is_empty() {
+        let list: Vec<String> = args.spark.iter().map(usize::to_string).collect();
+        argv.extend(["--spark".into(), list.join(",")]);
+    }
+    argv
+}
+
+fn exit_code(result: Result<(), BoxError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "ferry-bench", about = "Ferry's benchmarks and data generator")]
 struct Cli {
@@ -244,6 +422,25 @@ enum Command {
     /// End-to-end migration throughput at 1..M connections against scan-only and load-only of
     /// the same rows, and the migration's peak RSS at one or more table sizes.
     E2e(ferry_benchmarks::e2e::E2eArgs),
+    /// End-to-end migration throughput at 1..M connections with PostgreSQL behind a round-trip
+    /// latency (20 ms) against the same migration without it.
+    Latency(ferry_benchmarks::latency::LatencyArgs),
+    /// Every scenario, one after the other, each writing `<scenario>.json` into `--out`, then the
+    /// plots (scripts/plots.sh).
+    All(AllArgs),
+    /// The latency scenario's delay proxy on its own, until Ctrl-C: puts anything (`ferry
+    /// migrate`, psql) behind the same latency.
+    DelayProxy {
+        /// The server to relay to, `host:port`.
+        #[arg(long)]
+        upstream: String,
+        /// Round-trip latency to add, in milliseconds (half each way).
+        #[arg(long, default_value_t = 20)]
+        rtt_ms: u64,
+        /// Port to listen on, on 127.0.0.1 (default: a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// One migration whose peak RSS `e2e` reads (run by `e2e` in a process of its own).
     #[command(hide = true)]
     E2eChild(ferry_benchmarks::e2e::ChildArgs),
@@ -299,6 +496,13 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Latency(args) => exit_code(ferry_benchmarks::latency::run(args).await),
+        Command::All(args) => exit_code(all(args).await),
+        Command::DelayProxy {
+            upstream,
+            rtt_ms,
+            port,
+        } => exit_code(delay_proxy(&upstream, rtt_ms, port).await),
         Command::E2eChild(args) => match ferry_benchmarks::e2e::child(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -340,6 +544,55 @@ async fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_line_all_builds_parses_as_its_scenario() {
+        let cli = Cli::try_parse_from([
+            "ferry-bench",
+            "all",
+            "--rows",
+            "500000",
+            "--runs",
+            "5",
+            "--spark",
+            "16,32",
+        ])
+        .expect("all parses");
+        let Command::All(args) = cli.command else {
+            panic!("not all: {:?}", cli.command);
+        };
+        assert!(args.only.is_empty() && !args.reuse && !args.no_plots);
+        for scenario in Scenario::ALL {
+            let json = args.out.join(format!("{}.json", scenario.name()));
+            let mut argv = scenario_argv(scenario, &args, &json, true);
+            // The scenarios that read FERRY_POSTGRES_URL get it from the command line here.
+            if matches!(scenario, Scenario::Load | Scenario::E2e | Scenario::Latency) {
+                argv.extend(["--url".into(), "postgresql://u@127.0.0.1:5432/db".into()]);
+            }
+            let parsed = Cli::try_parse_from(&argv)
+                .unwrap_or_else(|e| panic!("{scenario:?}: {argv:?}: {e}"))
+                .command;
+            let (rows, runs, path, reuse) = match parsed {
+                Command::Scan(a) => (a.rows, a.runs, a.json, a.reuse),
+                Command::Encode(a) => (a.rows, a.runs, a.json, false),
+                Command::Load(a) => (a.rows, a.runs, a.json, false),
+                Command::E2e(a) => {
+                    assert_eq!(a.spark.parallelism, [16, 32]);
+                    (a.rows, a.runs, a.json, a.reuse)
+                }
+                Command::Latency(a) => (a.rows, a.runs, a.json, a.reuse),
+                other => panic!("{scenario:?} parsed as {other:?}"),
+            };
+            assert_eq!((rows, runs), (500_000, 5), "{scenario:?}");
+            assert_eq!(path.as_deref(), Some(json.as_path()), "{scenario:?}");
+            assert_eq!(reuse, scenario.reads_cassandra(), "{scenario:?}");
         }
     }
 }
