@@ -31,6 +31,9 @@ pub struct Config {
     /// Whole keyspaces to move, with include/exclude patterns over their table names.
     #[serde(rename = "keyspace", default)]
     pub keyspaces: Vec<KeyspaceConfig>,
+    /// Settings of `ferry dry-run` (load rate for the ETA, probe, preview).
+    #[serde(default)]
+    pub dry_run: crate::dryrun::DryRunConfig,
     /// The directory of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
