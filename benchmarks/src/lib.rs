@@ -4,9 +4,10 @@
 //! seed their data). Each scenario measures Ferry and its anchor in the same process run and
 //! reports the ratio ([`report`]); [`encode`] holds the COPY encoder scenario's batches and
 //! its pgpq anchor; [`e2e`] measures the whole migration against its scan-only and load-only
-//! halves.
+//! halves; [`dryrun`] measures `ferry dry-run` against scan-only.
 
 pub mod datagen;
+pub mod dryrun;
 pub mod e2e;
 pub mod encode;
 pub mod load;

@@ -244,6 +244,8 @@ enum Command {
     /// End-to-end migration throughput at 1..M connections against scan-only and load-only of
     /// the same rows, and the migration's peak RSS at one or more table sizes.
     E2e(ferry_benchmarks::e2e::E2eArgs),
+    /// `ferry dry-run` of a table against scan-only of the same splits.
+    DryRun(ferry_benchmarks::dryrun::DryRunArgs),
     /// One migration whose peak RSS `e2e` reads (run by `e2e` in a process of its own).
     #[command(hide = true)]
     E2eChild(ferry_benchmarks::e2e::ChildArgs),
@@ -293,6 +295,13 @@ async fn main() -> ExitCode {
             }
         },
         Command::E2e(args) => match ferry_benchmarks::e2e::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::DryRun(args) => match ferry_benchmarks::dryrun::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -643,6 +643,7 @@ mod tests {
         assert_eq!(c.run.id, "shop-2026-11");
         assert_eq!(c.tables.len(), 1);
         assert_eq!(c.keyspaces[0].exclude, ["*_archive"]);
+        assert_eq!(c.dry_run.preview_rows, 5);
         for entry in std::fs::read_dir(root.join("examples")).expect("examples/") {
             let path = entry.expect("entry").path().join("ferry.toml");
             if path.exists() {

@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use arrow::array::{RecordBatch, UInt32Array};
+use arrow::array::{BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use datafusion::dataframe::DataFrame;
@@ -840,9 +841,21 @@ fn process_batch(
     findings.copy_bytes = encoded.bytes() as u64;
     let mut rejects = encoded.rejects;
     let refused = check.not_null_rejects(batch, &rejects);
-    // The encoded rows leave out the encoder's rejects; the server's would fail the probe's COPY.
+    // The encoded rows leave out the encoder's rejects; the server's would fail the probe's
+    // COPY, so the probe gets the batch again without them.
     if keep_chunks && refused.is_empty() && encoded.rows > 0 {
         findings.chunks = Some((encoded.chunks, encoded.rows as u64));
+    } else if keep_chunks {
+        let mut keep = vec![true; batch.num_rows()];
+        for r in &refused {
+            keep[r.row] = false;
+        }
+        if let Ok(kept) = filter_record_batch(batch, &BooleanArray::from(keep)) {
+            let again = encoder.encode(&kept);
+            if again.rows > 0 {
+                findings.chunks = Some((again.chunks, again.rows as u64));
+            }
+        }
     }
     if !refused.is_empty() {
         rejects.extend(refused);

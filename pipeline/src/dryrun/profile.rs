@@ -298,8 +298,38 @@ fn scalar_text(value: &ScalarValue, field: &FieldRef) -> Option<String> {
         return uuid::Uuid::from_slice(bytes).ok().map(|u| u.to_string());
     }
     let array = value.to_array().ok()?;
-    let formatter = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default()).ok()?;
-    Some(display_text(&formatter.value(0).to_string()))
+    Some(value_text(array.as_ref(), 0))
+}
+
+/// Value `i` of `array` as display text.
+fn value_text(array: &dyn Array, i: usize) -> String {
+    match ArrayFormatter::try_new(array, &FormatOptions::default()) {
+        Ok(f) => formatted(&f, array, i),
+        Err(_) => raw_text(array, i),
+    }
+}
+
+/// Value `i` through `formatter`; a value arrow cannot format (a date or timestamp beyond
+/// chrono's range, which Cassandra can hold) shows raw instead.
+fn formatted(formatter: &ArrayFormatter, array: &dyn Array, i: usize) -> String {
+    match formatter.value(i).try_to_string() {
+        Ok(text) => display_text(&text),
+        Err(_) => raw_text(array, i),
+    }
+}
+
+/// Value `i` as its type and raw number, e.g. `Date32(-2147483648)`.
+fn raw_text(array: &dyn Array, i: usize) -> String {
+    let raw = arrow::compute::cast(&array.slice(i, 1), &DataType::Int64)
+        .ok()
+        .and_then(|a| {
+            let a = a.as_primitive::<arrow::datatypes::Int64Type>();
+            a.is_valid(0).then(|| a.value(0))
+        });
+    match raw {
+        Some(n) => format!("{}({n})", array.data_type()),
+        None => format!("({} value not printable)", array.data_type()),
+    }
 }
 
 /// `s` made safe to show: control characters escaped (a NUL shows as `\0`), cut at
@@ -339,10 +369,10 @@ pub fn format_rows(batch: &RecordBatch) -> Vec<Vec<Option<String>>> {
                     if c.is_null(i) || c.data_type() == &DataType::Null {
                         None
                     } else {
-                        Some(f.as_ref().map_or_else(
-                            || "(unprintable)".to_string(),
-                            |f| display_text(&f.value(i).to_string()),
-                        ))
+                        Some(match f {
+                            Some(f) => formatted(f, c.as_ref(), i),
+                            None => raw_text(c.as_ref(), i),
+                        })
                     }
                 })
                 .collect()
@@ -498,8 +528,8 @@ impl PartitionRuns {
             .zip(columns)
             .map(|((_, name), column)| {
                 let value = ArrayFormatter::try_new(column.as_ref(), &options)
-                    .map(|f| display_text(&f.value(row).to_string()))
-                    .unwrap_or_default();
+                    .map(|f| formatted(&f, column.as_ref(), row))
+                    .unwrap_or_else(|_| raw_text(column.as_ref(), row));
                 format!("{name}={value}")
             })
             .collect::<Vec<_>>()
@@ -594,6 +624,13 @@ mod tests {
         assert_eq!(max_length(array.as_ref(), 0), 4);
         let strings: ArrayRef = Arc::new(StringArray::from(vec![None, Some("é")]));
         assert_eq!(max_length(strings.as_ref(), 0), 1);
+    }
+
+    #[test]
+    fn dates_beyond_chronos_range_show_raw() {
+        let dates: ArrayRef = Arc::new(arrow::array::Date32Array::from(vec![i32::MIN, 0]));
+        assert_eq!(value_text(dates.as_ref(), 0), "Date32(-2147483648)");
+        assert_eq!(value_text(dates.as_ref(), 1), "1970-01-01");
     }
 
     #[test]

@@ -131,7 +131,7 @@ fn table(out: &mut String, t: &TableDryRun) {
             s.skew
         );
     }
-    if !t.largest_partitions.is_empty() {
+    if t.largest_partitions.first().is_some_and(|p| p.rows > 1) {
         let top: Vec<String> = t
             .largest_partitions
             .iter()
