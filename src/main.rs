@@ -551,6 +551,9 @@ async fn dry_run(
     };
     let result = dryrun::dry_run(config, &options).await;
     print!("{}", dryrun::text::summary(&result));
+    if let Some(e) = &result.error {
+        eprintln!("error: {e}");
+    }
     let mut code = match result.status {
         Status::Ok => ExitCode::SUCCESS,
         Status::Failed => ExitCode::from(EXIT_FAILED),

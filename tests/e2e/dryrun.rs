@@ -666,3 +666,19 @@ async fn explain_shows_splits_plans_pushdown_and_the_target() {
         assert!(text.contains(needle), "{needle} in:\n{text}");
     }
 }
+
+#[test]
+fn a_dry_run_without_cassandra_fails_cleanly() {
+    let dir = support::scratch_dir("dryrun_unreachable");
+    let config = support::unreachable_cassandra_config(&dir);
+    let out = support::ferry(&["dry-run", "-c", config.to_str().expect("utf-8")]);
+    support::assert_clean_failure(&out, 1, &["cannot connect to Cassandra", "services.sh"]);
+    let out = support::ferry(&[
+        "dry-run",
+        "-c",
+        config.to_str().expect("utf-8"),
+        "--sample",
+        "0",
+    ]);
+    support::assert_clean_failure(&out, 2, &["not a percentage"]);
+}

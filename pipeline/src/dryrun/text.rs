@@ -33,14 +33,16 @@ pub fn summary(report: &DryRunReport) -> String {
         out.push('\n');
         table(&mut out, t);
     }
-    out.push('\n');
-    let _ = writeln!(
-        out,
-        "whole run: {} rows, ETA {} ({})",
-        group(report.eta.rows),
-        duration(report.eta.total_s),
-        eta_parts(&report.eta)
-    );
+    if !report.tables.is_empty() {
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "whole run: {} rows, ETA {} ({})",
+            group(report.eta.rows),
+            duration(report.eta.total_s),
+            eta_parts(&report.eta)
+        );
+    }
     let verdict = match report.status {
         Status::Ok => "nothing found that would stop `ferry migrate`".to_string(),
         Status::Failed => match &report.error {
