@@ -36,6 +36,9 @@ echo "==> starting services (scripts/services.sh up --cassandra-auth --cassandra
 env_lines=$(scripts/services.sh up --cassandra-auth --cassandra-fault --pg-nodes 3 --pg-tls)
 eval "$env_lines"
 
+echo "==> headless Chromium for the HTML report test (scripts/chromium.sh)" >&2
+scripts/chromium.sh >/dev/null
+
 echo "==> building tests" >&2
 start=$(date +%s)
 cargo test --workspace --no-run --locked

@@ -85,6 +85,35 @@ enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Read every table through its transform and predict the migration, writing nothing to the
+    /// target: rows and bytes, column profiles, rejects, split skew, ETA and a preview.
+    DryRun {
+        /// The config file (ferry.toml).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Read only this percentage of each table's splits (evenly spread) and scale up.
+        #[arg(long, value_name = "PCT", value_parser = parse_percent)]
+        sample: Option<f64>,
+        /// Write the JSON report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Write a self-contained HTML report here.
+        #[arg(long, value_name = "FILE.html")]
+        html: Option<PathBuf>,
+        /// Transformed rows to show per table (overrides `dry_run.preview_rows`).
+        #[arg(long, value_name = "N")]
+        preview: Option<usize>,
+    },
+    /// Show what `migrate` would do with each table: splits, plans, pushdown, target mapping or
+    /// DDL, mode and unit semantics. Reads no rows and writes nothing.
+    Explain {
+        /// The config file (ferry.toml).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run SQL over the configured Cassandra tables (named `keyspace.table`) and print the result.
     Query {
         /// The config file (ferry.toml).
@@ -158,7 +187,11 @@ fn main() -> ExitCode {
     // A query's result is the output; the driver's connection chatter would only bury it. With
     // bars, they say what the per-unit lines would; warnings and errors still show above them.
     let default_level = match cli.command {
-        Command::Query { .. } | Command::Schema { .. } | Command::Status { .. } => "warn",
+        Command::Query { .. }
+        | Command::Schema { .. }
+        | Command::Status { .. }
+        | Command::DryRun { .. }
+        | Command::Explain { .. } => "warn",
         Command::Migrate { .. } if bars => "warn",
         Command::Migrate { .. } => "info",
     };
@@ -414,6 +447,51 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
                 }
             }
         }
+        Command::DryRun {
+            config,
+            sample,
+            report,
+            html,
+            preview,
+        } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            dry_run(&config, sample, preview, report.as_deref(), html.as_deref()).await
+        }
+        Command::Explain { config, json } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            match ferry::pipeline::explain::explain(&config).await {
+                Ok(out) if json => match serde_json::to_string_pretty(&out) {
+                    Ok(text) => {
+                        println!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(EXIT_FAILED)
+                    }
+                },
+                Ok(out) => {
+                    print!("{}", out.to_text());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
         Command::Query {
             config,
             format,
@@ -467,6 +545,52 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             }
         }
     }
+}
+
+/// `--sample PCT`: a percentage in (0, 100].
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
+        _ => Err(format!("{text:?} is not a percentage in (0, 100]")),
+    }
+}
+
+/// Runs `ferry dry-run`: prints the summary, writes the reports, and picks the exit code (0 when
+/// nothing found would stop `migrate`).
+async fn dry_run(
+    config: &Config,
+    sample: Option<f64>,
+    preview: Option<usize>,
+    report: Option<&std::path::Path>,
+    html: Option<&std::path::Path>,
+) -> ExitCode {
+    use ferry::pipeline::dryrun::{self, DryRunOptions};
+    let mut settings = config.dry_run.clone();
+    if let Some(n) = preview {
+        settings.preview_rows = n;
+    }
+    let options = DryRunOptions {
+        sample_percent: sample,
+        settings,
+    };
+    let result = dryrun::dry_run(config, &options).await;
+    print!("{}", dryrun::text::summary(&result));
+    if let Some(e) = &result.error {
+        eprintln!("error: {e}");
+    }
+    let mut code = match result.status {
+        Status::Ok => ExitCode::SUCCESS,
+        Status::Failed => ExitCode::from(EXIT_FAILED),
+    };
+    let written = [
+        report.map(|p| result.write_json(p)),
+        html.map(|p| result.write_html(p)),
+    ];
+    for e in written.into_iter().flatten().filter_map(Result::err) {
+        eprintln!("error: {e}");
+        code = ExitCode::from(EXIT_FAILED);
+    }
+    code
 }
 
 /// Plans `sql` over the config's keyspaces and prints its result on stdout.

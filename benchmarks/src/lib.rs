@@ -5,9 +5,11 @@
 //! reports the ratio ([`report`]); [`encode`] holds the COPY encoder scenario's batches and
 //! its pgpq anchor; [`e2e`] measures the whole migration against its scan-only and load-only
 //! halves, and [`spark`] against the Spark job of `seed-spark-parallelism.md`; [`latency`]
-//! measures it with PostgreSQL behind a round-trip latency ([`proxy`]) against itself without.
+//! measures it with PostgreSQL behind a round-trip latency ([`proxy`]) against itself without;
+//! [`dryrun`] measures `ferry dry-run` against scan-only.
 
 pub mod datagen;
+pub mod dryrun;
 pub mod e2e;
 pub mod encode;
 pub mod latency;

@@ -233,15 +233,17 @@ enum Scenario {
     Load,
     E2e,
     Latency,
+    DryRun,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 5] = [
+    const ALL: [Scenario; 6] = [
         Scenario::Scan,
         Scenario::Encode,
         Scenario::Load,
         Scenario::E2e,
         Scenario::Latency,
+        Scenario::DryRun,
     ];
 
     fn name(self) -> &'static str {
@@ -251,12 +253,16 @@ impl Scenario {
             Scenario::Load => "load",
             Scenario::E2e => "e2e",
             Scenario::Latency => "latency",
+            Scenario::DryRun => "dry-run",
         }
     }
 
     /// Whether it reads the Cassandra benchmark table (`ferry_bench.mixed_<rows>`).
     fn reads_cassandra(self) -> bool {
-        matches!(self, Scenario::Scan | Scenario::E2e | Scenario::Latency)
+        matches!(
+            self,
+            Scenario::Scan | Scenario::E2e | Scenario::Latency | Scenario::DryRun
+        )
     }
 }
 
@@ -320,6 +326,7 @@ async fn all(args: AllArgs) -> Result<(), BoxError> {
                 Command::Load(a) => ferry_benchmarks::load::run(a).await,
                 Command::E2e(a) => ferry_benchmarks::e2e::run(a).await,
                 Command::Latency(a) => ferry_benchmarks::latency::run(a).await,
+                Command::DryRun(a) => ferry_benchmarks::dryrun::run(a).await,
                 other => Err(format!("`all` does not run {other:?}").into()),
             },
             Err(e) => Err(e.to_string().into()),
@@ -441,6 +448,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// `ferry dry-run` of a table against scan-only of the same splits.
+    DryRun(ferry_benchmarks::dryrun::DryRunArgs),
     /// One migration whose peak RSS `e2e` reads (run by `e2e` in a process of its own).
     #[command(hide = true)]
     E2eChild(ferry_benchmarks::e2e::ChildArgs),
@@ -503,6 +512,7 @@ async fn main() -> ExitCode {
             rtt_ms,
             port,
         } => exit_code(delay_proxy(&upstream, rtt_ms, port).await),
+        Command::DryRun(args) => exit_code(ferry_benchmarks::dryrun::run(args).await),
         Command::E2eChild(args) => match ferry_benchmarks::e2e::child(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -32,6 +32,9 @@ pub struct Config {
     /// Whole keyspaces to move, with include/exclude patterns over their table names.
     #[serde(rename = "keyspace", default)]
     pub keyspaces: Vec<KeyspaceConfig>,
+    /// Settings of `ferry dry-run` (load rate for the ETA, probe, preview).
+    #[serde(default)]
+    pub dry_run: crate::dryrun::DryRunConfig,
     /// The directory of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -659,6 +662,7 @@ mod tests {
         assert_eq!(c.run.id, "shop-2026-11");
         assert_eq!(c.tables.len(), 1);
         assert_eq!(c.keyspaces[0].exclude, ["*_archive"]);
+        assert_eq!(c.dry_run.preview_rows, 5);
         for entry in std::fs::read_dir(root.join("examples")).expect("examples/") {
             let path = entry.expect("entry").path().join("ferry.toml");
             if path.exists() {

@@ -5,14 +5,18 @@
 //! workers that each own one target connection; [`rejects`] writes the rows a unit rejected as
 //! Parquet; [`report`] is the JSON every command writes;
 //! [`query`] runs ad-hoc SQL over the configured Cassandra keyspaces (`ferry query`); [`schema`]
-//! generates (and can run) the target tables' `CREATE TABLE` statements (`ferry schema`).
+//! generates (and can run) the target tables' `CREATE TABLE` statements (`ferry schema`);
+//! [`dryrun`] reads every table through its transform and predicts the run without writing
+//! (`ferry dry-run`); [`explain`] shows each table's plan (`ferry explain`).
 //!
 //! It knows nothing about the terminal or argument parsing (that is the CLI), and nothing about
 //! wire formats (that is `ferry-connectors`).
 
 pub mod checkpoint;
 pub mod config;
+pub mod dryrun;
 pub mod error;
+pub mod explain;
 pub mod lease;
 pub mod plan;
 pub mod progress;

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod config_errors;
+mod dryrun;
 mod encode;
 mod faults;
 mod migrate;
