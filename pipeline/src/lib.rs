@@ -5,7 +5,8 @@
 //! workers that each own one target connection; [`rejects`] writes the rows a unit rejected as
 //! Parquet; [`report`] is the JSON every command writes;
 //! [`query`] runs ad-hoc SQL over the configured Cassandra keyspaces (`ferry query`); [`schema`]
-//! generates (and can run) the target tables' `CREATE TABLE` statements (`ferry schema`).
+//! generates (and can run) the target tables' `CREATE TABLE` statements (`ferry schema`);
+//! [`stage`] dumps tables to staged Parquet (`ferry dump`), which [`runner::load_with`] loads.
 //!
 //! It knows nothing about the terminal or argument parsing (that is the CLI), and nothing about
 //! wire formats (that is `ferry-connectors`).
@@ -20,9 +21,11 @@ pub mod rejects;
 pub mod report;
 pub mod runner;
 pub mod schema;
+pub mod stage;
 pub mod status;
 
 pub use config::Config;
 pub use error::{PipelineError, Result};
 pub use report::{Report, TableReport};
-pub use runner::{migrate, migrate_with};
+pub use runner::{load_with, migrate, migrate_with};
+pub use stage::{DumpOptions, dump_with};
