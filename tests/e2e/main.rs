@@ -13,6 +13,7 @@ mod refusals;
 mod resume;
 mod runs;
 mod schema;
+mod staging;
 mod support;
 mod target_tls;
 mod tls;
