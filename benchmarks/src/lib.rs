@@ -4,7 +4,7 @@
 //! seed their data). Each scenario measures Ferry and its anchor in the same process run and
 //! reports the ratio ([`report`]); [`encode`] holds the COPY encoder scenario's batches and
 //! its pgpq anchor; [`e2e`] measures the whole migration against its scan-only and load-only
-//! halves.
+//! halves; [`stage`] the dump and the load of staged Parquet against scan-only and load-only.
 
 pub mod datagen;
 pub mod e2e;
@@ -12,3 +12,4 @@ pub mod encode;
 pub mod load;
 pub mod report;
 pub mod scan;
+pub mod stage;

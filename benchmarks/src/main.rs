@@ -244,6 +244,9 @@ enum Command {
     /// End-to-end migration throughput at 1..M connections against scan-only and load-only of
     /// the same rows, and the migration's peak RSS at one or more table sizes.
     E2e(ferry_benchmarks::e2e::E2eArgs),
+    /// Parquet staging: `ferry dump` against scan-only and `ferry load` against load-only of the
+    /// same rows, and the staged size over the COPY size.
+    Stage(ferry_benchmarks::stage::StageArgs),
     /// One migration whose peak RSS `e2e` reads (run by `e2e` in a process of its own).
     #[command(hide = true)]
     E2eChild(ferry_benchmarks::e2e::ChildArgs),
@@ -293,6 +296,13 @@ async fn main() -> ExitCode {
             }
         },
         Command::E2e(args) => match ferry_benchmarks::e2e::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Stage(args) => match ferry_benchmarks::stage::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
