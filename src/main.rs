@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ferry::connectors::staging::StagingLocation;
 use ferry::pipeline::lease::WorkerIdentity;
 use ferry::pipeline::progress::{Display, DisplayTask, RunProgress, clock, group};
 use ferry::pipeline::query::{self, OutputFormat, QuerySession};
 use ferry::pipeline::report::Status;
 use ferry::pipeline::schema::SchemaOutput;
 use ferry::pipeline::status;
-use ferry::pipeline::{Config, PipelineError, Report};
+use ferry::pipeline::{Config, DumpOptions, PipelineError, Report};
 use indicatif::{MultiProgress, ProgressDrawTarget};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -61,6 +62,56 @@ enum Command {
         /// completion index).
         #[arg(long, env = "FERRY_WORKER_INDEX", requires = "workers")]
         worker_index: Option<u32>,
+    },
+    /// Stage every configured table as Parquet files plus a manifest at a URL (a path, file://,
+    /// s3://, gs://, az://), split by split, through its transform unless --raw. Running it again
+    /// resumes: the splits the manifest lists as done are skipped.
+    Dump {
+        /// The config file (ferry.toml).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Where to stage the tables (overrides `staging.url`).
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// Stage the source columns as read, without the transform; `ferry load` applies it.
+        #[arg(long)]
+        raw: bool,
+        /// Delete what an earlier dump staged for these tables and dump them again.
+        #[arg(long)]
+        restart: bool,
+        /// Write a JSON report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// How progress is shown: bars on a terminal, log lines otherwise (`auto`).
+        #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+        progress: ProgressMode,
+    },
+    /// Load staged tables (written by `ferry dump`) into the target: each staged split is one
+    /// unit, through the transform (unless the dump applied it), with the same checkpoints,
+    /// resume and rejects as `migrate`. Cassandra is not needed.
+    Load {
+        /// The config file (ferry.toml).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Where the tables are staged (overrides `staging.url`).
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// Write a JSON report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// The run to start or resume (overrides `run.id`); units it committed are skipped.
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Start over: empty every target table of the config and forget the run's progress,
+        /// then load everything. Asks first on a terminal.
+        #[arg(long)]
+        restart: bool,
+        /// Do not ask before `--restart` empties the target tables.
+        #[arg(long, requires = "restart")]
+        yes: bool,
+        /// How progress is shown: bars on a terminal, log lines otherwise (`auto`).
+        #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+        progress: ProgressMode,
     },
     /// Show where a run stands: per table the units done, rows, rejects, rate and ETA, read from
     /// the run state in the target database (Cassandra is not needed).
@@ -114,11 +165,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run SQL over the configured Cassandra tables (named `keyspace.table`) and print the result.
+    /// Run SQL over the configured Cassandra tables (named `keyspace.table`), or with --from over
+    /// the tables staged at a URL, and print the result.
     Query {
-        /// The config file (ferry.toml).
-        #[arg(short, long)]
-        config: PathBuf,
+        /// The config file (ferry.toml); with --from it only supplies `[staging]` credentials, and
+        /// may be left out (credentials then come from the environment).
+        #[arg(short, long, required_unless_present = "from")]
+        config: Option<PathBuf>,
+        /// Query the tables `ferry dump` staged at this URL instead of Cassandra.
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
         /// How to print the result.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -177,7 +233,9 @@ const EXIT_INTERRUPTED: u8 = 130;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let bars = match cli.command {
-        Command::Migrate { progress, .. } => match progress {
+        Command::Migrate { progress, .. }
+        | Command::Dump { progress, .. }
+        | Command::Load { progress, .. } => match progress {
             ProgressMode::Bars => true,
             ProgressMode::Log => false,
             ProgressMode::Auto => std::io::stderr().is_terminal(),
@@ -192,8 +250,8 @@ fn main() -> ExitCode {
         | Command::Status { .. }
         | Command::DryRun { .. }
         | Command::Explain { .. } => "warn",
-        Command::Migrate { .. } if bars => "warn",
-        Command::Migrate { .. } => "info",
+        Command::Migrate { .. } | Command::Dump { .. } | Command::Load { .. } if bars => "warn",
+        Command::Migrate { .. } | Command::Dump { .. } | Command::Load { .. } => "info",
     };
     let multi = bars.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
     tracing_subscriber::fmt()
@@ -370,12 +428,79 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             config.run.worker = WorkerIdentity::new(worker_id, shard);
             let progress = Arc::new(RunProgress::default());
             stop_on_signals(Arc::clone(&progress));
-            let display = match multi {
-                Some(multi) => Display::Bars(multi),
-                None => Display::Log(PROGRESS_LOG_INTERVAL),
-            };
-            let display = DisplayTask::spawn(Arc::clone(&progress), display);
+            let display = DisplayTask::spawn(Arc::clone(&progress), display_of(multi));
             let result = ferry::pipeline::migrate_with(&config, progress).await;
+            display.finish().await;
+            finish(&result, report.as_deref())
+        }
+        Command::Dump {
+            config,
+            to,
+            raw,
+            restart,
+            report,
+            progress: _,
+        } => {
+            let config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let location = match staging_location(&config, to.as_deref(), "--to") {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let progress = Arc::new(RunProgress::default());
+            stop_on_signals(Arc::clone(&progress));
+            let display = DisplayTask::spawn(Arc::clone(&progress), display_of(multi));
+            let options = DumpOptions { raw, restart };
+            let result = ferry::pipeline::dump_with(&config, &location, options, progress).await;
+            display.finish().await;
+            finish(&result, report.as_deref())
+        }
+        Command::Load {
+            config,
+            from,
+            report,
+            run_id,
+            restart,
+            yes,
+            progress: _,
+        } => {
+            let mut config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            if let Some(id) = run_id {
+                config.run.id = id;
+            }
+            let location = match staging_location(&config, from.as_deref(), "--from") {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            if restart
+                && !yes
+                && let Err(e) = confirm_restart(&config)
+            {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+            config.run.restart = restart;
+            let progress = Arc::new(RunProgress::default());
+            stop_on_signals(Arc::clone(&progress));
+            let display = DisplayTask::spawn(Arc::clone(&progress), display_of(multi));
+            let result = ferry::pipeline::load_with(&config, location, progress).await;
             display.finish().await;
             finish(&result, report.as_deref())
         }
@@ -494,6 +619,7 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
         }
         Command::Query {
             config,
+            from,
             format,
             max_rows,
             sql_file,
@@ -514,10 +640,29 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
                     return ExitCode::from(EXIT_INVALID);
                 }
             };
-            let config = match Config::load(&config) {
+            let config = match config.as_deref().map(Config::load).transpose() {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let source = match (from, config) {
+                (Some(url), config) => {
+                    let staging = config.map(|c| c.staging).unwrap_or_default();
+                    // A relative `--from` path is relative to where the user stands.
+                    match StagingLocation::open(&url, &staging, std::path::Path::new("")) {
+                        Ok(location) => QuerySource::Staged(location),
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return ExitCode::from(EXIT_INVALID);
+                        }
+                    }
+                }
+                (None, Some(config)) => QuerySource::Cassandra(Box::new(config)),
+                // clap requires --config without --from.
+                (None, None) => {
+                    eprintln!("error: give --config, or --from URL to query staged tables");
                     return ExitCode::from(EXIT_INVALID);
                 }
             };
@@ -525,7 +670,7 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             let max_rows = max_rows
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
                 .or(format.default_max_rows());
-            match run_query(&config, &sql, format, max_rows).await {
+            match run_query(&source, &sql, format, max_rows).await {
                 Ok(out) => {
                     if out.truncated {
                         eprintln!(
@@ -593,14 +738,26 @@ async fn dry_run(
     code
 }
 
-/// Plans `sql` over the config's keyspaces and prints its result on stdout.
+/// What `ferry query` reads.
+enum QuerySource {
+    /// The config's Cassandra keyspaces.
+    Cassandra(Box<Config>),
+    /// The tables staged at a URL.
+    Staged(StagingLocation),
+}
+
+/// Plans `sql` over the config's keyspaces (or the staged tables) and prints its result on
+/// stdout.
 async fn run_query(
-    config: &Config,
+    source: &QuerySource,
     sql: &str,
     format: OutputFormat,
     max_rows: Option<usize>,
 ) -> Result<query::QueryOutput, PipelineError> {
-    let session = QuerySession::connect(config).await?;
+    let session = match source {
+        QuerySource::Cassandra(config) => QuerySession::connect(config).await?,
+        QuerySource::Staged(location) => QuerySession::staged(location).await?,
+    };
     let df = session.sql(sql).await?;
     let stdout = std::io::stdout();
     query::write_result(df, format, max_rows, std::io::BufWriter::new(stdout.lock())).await
@@ -623,6 +780,33 @@ fn print_schema(out: &SchemaOutput) {
             None => {}
         }
     }
+}
+
+/// Bars when there is a bar display, log lines otherwise.
+fn display_of(multi: Option<MultiProgress>) -> Display {
+    match multi {
+        Some(multi) => Display::Bars(multi),
+        None => Display::Log(PROGRESS_LOG_INTERVAL),
+    }
+}
+
+/// The staging URL of `dump`/`load`: the command line's (`flag`), else `staging.url` (relative to
+/// the config file).
+fn staging_location(
+    config: &Config,
+    url: Option<&str>,
+    flag: &str,
+) -> Result<StagingLocation, String> {
+    let opened = match (url, &config.staging.url) {
+        (Some(url), _) => StagingLocation::open(url, &config.staging, std::path::Path::new("")),
+        (None, Some(url)) => StagingLocation::open(url, &config.staging, &config.base_dir),
+        (None, None) => {
+            return Err(format!(
+                "no staging URL: give {flag} URL, or set `url` in the config's [staging] section"
+            ));
+        }
+    };
+    opened.map_err(|e| e.to_string())
 }
 
 /// How often `--progress log` writes a line per table.

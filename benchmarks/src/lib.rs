@@ -6,7 +6,8 @@
 //! its pgpq anchor; [`e2e`] measures the whole migration against its scan-only and load-only
 //! halves, and [`spark`] against the Spark job of `seed-spark-parallelism.md`; [`latency`]
 //! measures it with PostgreSQL behind a round-trip latency ([`proxy`]) against itself without;
-//! [`dryrun`] measures `ferry dry-run` against scan-only.
+//! [`dryrun`] measures `ferry dry-run` against scan-only; [`stage`] the dump
+//! and the load of staged Parquet against scan-only and load-only.
 
 pub mod datagen;
 pub mod dryrun;
@@ -18,3 +19,4 @@ pub mod proxy;
 pub mod report;
 pub mod scan;
 pub mod spark;
+pub mod stage;

@@ -66,6 +66,10 @@ pub struct ScenarioReport {
     /// `ratios`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub rss_ratios: BTreeMap<String, f64>,
+    /// Size over size (lower is smaller), e.g. staged Parquet bytes over COPY bytes. Not
+    /// throughput ratios, so not in `ratios`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sizes: BTreeMap<String, f64>,
     /// Every run's peak RSS in MB of the figures measured in processes of their own.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub rss_runs: BTreeMap<String, Vec<f64>>,
@@ -96,6 +100,7 @@ impl ScenarioReport {
             ratios: BTreeMap::new(),
             ratio_runs: BTreeMap::new(),
             rss_ratios: BTreeMap::new(),
+            sizes: BTreeMap::new(),
             rss_runs: BTreeMap::new(),
             notes: Vec::new(),
         }
@@ -119,6 +124,9 @@ impl ScenarioReport {
         }
         for (k, v) in &self.ratios {
             println!("ratio {k:<24} {v:.3}");
+        }
+        for (k, v) in &self.sizes {
+            println!("size  {k:<24} {v:.3}");
         }
     }
 

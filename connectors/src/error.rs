@@ -117,6 +117,29 @@ pub enum ConnectorError {
         problems: Vec<String>,
     },
 
+    /// Staged data that cannot be used as it is: a missing or corrupt manifest, a manifest of a
+    /// newer format, a file listed but missing, a file that differs from its manifest.
+    #[error("staged data {path}: {message}")]
+    Staged { path: String, message: String },
+
+    /// An object store request failed, after object_store's own retries.
+    #[error("staging: {what} {path} failed: {source}")]
+    ObjectStore {
+        what: String,
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// Writing or reading a Parquet file failed.
+    #[error("Parquet file {path}: {what}: {source}")]
+    Parquet {
+        what: String,
+        path: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+
     /// An Arrow or DataFusion error while producing batches.
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
@@ -130,6 +153,10 @@ impl ConnectorError {
             ConnectorError::Postgres { source, .. } => postgres_error_is_retriable(source),
             ConnectorError::TargetConnect { .. } | ConnectorError::CassandraConnect { .. } => true,
             ConnectorError::DataFusion(e) => datafusion_error_is_retriable(e),
+            // A request that failed on the way (not a missing object or a refused credential).
+            ConnectorError::ObjectStore { source, .. } => {
+                matches!(source, object_store::Error::Generic { .. })
+            }
             _ => false,
         }
     }

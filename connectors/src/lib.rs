@@ -3,6 +3,7 @@
 //! `types.rs` for value conversion).
 //!
 //! - [`cassandra`]: token-range splits and a DataFusion `TableProvider` whose partition k is split k.
+//! - [`staging`]: Parquet files and their manifest through object_store (`dump`, `load`).
 //! - [`tls`]: the `[*.tls]` settings and rustls configuration both connectors use.
 //! - [`yugabyte`]: target introspection, the binary COPY encoder and the transactional COPY sink.
 //!
@@ -11,6 +12,7 @@
 pub mod cassandra;
 pub mod error;
 pub mod secret;
+pub mod staging;
 pub mod tls;
 pub mod yugabyte;
 

@@ -6,6 +6,7 @@
 //! ```text
 //! ferry_state.runs    (run_id) → attempts, status        one row per run, updated by each attempt
 //! ferry_state.splits  (run_id, target, unit) → ranges    the split plan, fixed by the first attempt
+//!                                           [, staged]  (a load: which staged split, by hash)
 //! ferry_state.units   (run_id, target, unit) → counts    one row per committed unit
 //! ```
 //!
@@ -16,6 +17,10 @@
 //! loaded and recorded, or neither. A resumed run reads the split plan back instead of planning
 //! anew (the ring or the size estimates may have changed since, which would move rows between
 //! units), and skips every recorded unit.
+//!
+//! A load (`ferry load`) stores its split plan too: unit k is staged split k, recorded with its
+//! token ranges and what identifies its rows (content hash and row count), so a resumed load
+//! refuses staged data that changed since it started instead of skipping the wrong rows.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +60,7 @@ CREATE TABLE IF NOT EXISTS ferry_state.units (
 );
 ALTER TABLE ferry_state.units ADD COLUMN IF NOT EXISTS elapsed_ms bigint;
 ALTER TABLE ferry_state.units ADD COLUMN IF NOT EXISTS worker text;
+ALTER TABLE ferry_state.splits ADD COLUMN IF NOT EXISTS staged text;
 CREATE TABLE IF NOT EXISTS ferry_state.runs (
     run_id text PRIMARY KEY,
     config text NOT NULL,
@@ -187,6 +193,15 @@ pub async fn forget_run(client: &Client, run_id: &str) -> Result<()> {
         .await
         .map_err(|e| pg("forget the run", e))?;
     Ok(())
+}
+
+/// What a load records of staged split k, to know it again when the run resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedUnit {
+    /// The Cassandra token ranges the split was read from.
+    pub ranges: Vec<TokenRange>,
+    /// The split's rows, e.g. `rows=1000 hash=0123456789abcdef`.
+    pub identity: String,
 }
 
 /// The checkpoints of one target table in one run.
@@ -336,6 +351,97 @@ impl Checkpoints {
         })
     }
 
+    /// Whether this run's split plan for the table is a load's (staged splits).
+    async fn plan_is_staged(&self, client: &Client) -> Result<Option<bool>> {
+        let row = client
+            .query_one(
+                "SELECT count(*), count(staged) FROM ferry_state.splits \
+                 WHERE run_id = $1 AND target = $2",
+                &[&self.run_id, &self.target],
+            )
+            .await
+            .map_err(|e| pg("read the stored split plan", e))?;
+        let (all, staged): (i64, i64) = (row.get(0), row.get(1));
+        Ok((all > 0).then_some(staged > 0))
+    }
+
+    /// The split plan of a load: unit k is staged split k, `units[k]`. The first attempt of the
+    /// run stores it; a later one must find the same staged splits (same token ranges, same
+    /// identity), else it is refused: the rows its committed units stand for may be gone.
+    pub async fn staged_splits(&self, client: &Client, units: &[StagedUnit]) -> Result<()> {
+        self.check_target(client).await?;
+        if self.plan_is_staged(client).await? == Some(false) {
+            return Err(PipelineError::RunState(format!(
+                "run `{}` loaded {} from Cassandra (`ferry migrate`); a load from staged data \
+                 needs a run of its own: use another --run-id, or --restart",
+                self.run_id, self.target
+            )));
+        }
+        let oid = self.target_oid(client).await?.unwrap_or(0);
+        let numbers: Vec<i32> = (0..units.len() as i32).collect();
+        let ranges: Vec<String> = units
+            .iter()
+            .map(|u| serde_json::to_string(&u.ranges).expect("token ranges always serialize"))
+            .collect();
+        let identities: Vec<&str> = units.iter().map(|u| u.identity.as_str()).collect();
+        client
+            .execute(
+                "INSERT INTO ferry_state.splits (run_id, target, unit, ranges, target_oid, staged) \
+                 SELECT $1, $2, unnest($3::integer[]), unnest($4::text[]), $5, \
+                 unnest($6::text[]) ON CONFLICT DO NOTHING",
+                &[
+                    &self.run_id,
+                    &self.target,
+                    &numbers,
+                    &ranges,
+                    &oid,
+                    &identities,
+                ],
+            )
+            .await
+            .map_err(|e| pg("store the split plan", e))?;
+        let rows = client
+            .query(
+                "SELECT unit, ranges, staged FROM ferry_state.splits \
+                 WHERE run_id = $1 AND target = $2 ORDER BY unit",
+                &[&self.run_id, &self.target],
+            )
+            .await
+            .map_err(|e| pg("read the stored split plan", e))?;
+        let changed = |what: String| {
+            PipelineError::RunState(format!(
+                "run `{}` started loading {} from staged data that has changed since ({what}); \
+                 run `ferry load --restart` to load the table again from the start, or use \
+                 another --run-id",
+                self.run_id, self.target
+            ))
+        };
+        if rows.len() != units.len() {
+            return Err(changed(format!(
+                "it had {} splits, it has {} now",
+                rows.len(),
+                units.len()
+            )));
+        }
+        for (k, (row, unit)) in rows.iter().zip(units).enumerate() {
+            let stored_ranges: &str = row.get(1);
+            let stored: Option<&str> = row.get(2);
+            let same_ranges = serde_json::from_str::<Vec<TokenRange>>(stored_ranges)
+                .is_ok_and(|r| r == unit.ranges);
+            if row.get::<_, i32>(0) as usize != k || !same_ranges {
+                return Err(changed(format!("split {k} covers other token ranges")));
+            }
+            if stored != Some(unit.identity.as_str()) {
+                return Err(changed(format!(
+                    "split {k} was {}, it is {} now",
+                    stored.unwrap_or("unknown"),
+                    unit.identity
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The table's splits: the stored plan when an earlier attempt of this run made one,
     /// routed to today's replicas; else `plan`'s, stored for the attempts to come.
     pub async fn splits(
@@ -348,6 +454,13 @@ impl Checkpoints {
         plan: impl Future<Output = ferry_connectors::Result<Vec<Split>>>,
     ) -> Result<Vec<Split>> {
         self.check_target(client).await?;
+        if self.plan_is_staged(client).await? == Some(true) {
+            return Err(PipelineError::RunState(format!(
+                "run `{}` loaded {} from staged data (`ferry load`); a migration needs a run of \
+                 its own: use another --run-id, or --restart",
+                self.run_id, self.target
+            )));
+        }
         let stored = match self.stored_splits(client).await? {
             Some(stored) => {
                 tracing::info!(target = %self.target, run = %self.run_id, splits = stored.len(), "resuming with the stored split plan");

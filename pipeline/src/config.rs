@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ferry_connectors::cassandra::{CassandraConfig, SplitCount};
+use ferry_connectors::staging::StagingConfig;
 use ferry_connectors::yugabyte::YugabyteConfig;
 use serde::Deserialize;
 
@@ -25,6 +26,10 @@ pub struct Config {
     /// How the run is executed.
     #[serde(default)]
     pub run: RunConfig,
+    /// Where `ferry dump` writes Parquet and `ferry load` reads it, and the object store's
+    /// credentials (docs/staging.md).
+    #[serde(default)]
+    pub staging: StagingConfig,
     /// The tables to move, in order. After [`Config::expand_keyspaces`], also every table the
     /// `[[keyspace]]` entries select.
     #[serde(rename = "table", default)]
@@ -403,6 +408,7 @@ impl Config {
         }
         self.source.validate().map_err(|e| e.to_string())?;
         self.target.validate().map_err(|e| e.to_string())?;
+        self.staging.validate().map_err(|e| e.to_string())?;
         if self.run.connections == 0 {
             return Err("run.connections must be at least 1".into());
         }
@@ -663,6 +669,7 @@ mod tests {
         assert_eq!(c.tables.len(), 1);
         assert_eq!(c.keyspaces[0].exclude, ["*_archive"]);
         assert_eq!(c.dry_run.preview_rows, 5);
+        assert_eq!(c.staging.url.as_deref(), Some("s3://shop-cutover/2026-11"));
         for entry in std::fs::read_dir(root.join("examples")).expect("examples/") {
             let path = entry.expect("entry").path().join("ferry.toml");
             if path.exists() {

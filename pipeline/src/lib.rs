@@ -8,6 +8,7 @@
 //! generates (and can run) the target tables' `CREATE TABLE` statements (`ferry schema`);
 //! [`dryrun`] reads every table through its transform and predicts the run without writing
 //! (`ferry dry-run`); [`explain`] shows each table's plan (`ferry explain`).
+//! [`stage`] dumps tables to staged Parquet (`ferry dump`), which [`runner::load_with`] loads.
 //!
 //! It knows nothing about the terminal or argument parsing (that is the CLI), and nothing about
 //! wire formats (that is `ferry-connectors`).
@@ -25,9 +26,11 @@ pub mod rejects;
 pub mod report;
 pub mod runner;
 pub mod schema;
+pub mod stage;
 pub mod status;
 
 pub use config::Config;
 pub use error::{PipelineError, Result};
 pub use report::{Report, TableReport};
-pub use runner::{migrate, migrate_with};
+pub use runner::{load_with, migrate, migrate_with};
+pub use stage::{DumpOptions, dump_with};

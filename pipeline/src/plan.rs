@@ -1,6 +1,7 @@
 //! Planning one table: Cassandra scan → transform SQL ([`plan_source`], which needs no target) →
-//! physical plan, plus the COPY encoder for the target table ([`plan_table`]). Everything that can
-//! be checked before data moves is checked here.
+//! physical plan, plus the COPY encoder for the target table ([`plan_table`]). A load plans the
+//! same way from staged Parquet ([`plan_staged_table`]): only the source of partition k differs.
+//! Everything that can be checked before data moves is checked here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,13 +14,14 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use ferry_connectors::ConnectorError;
 use ferry_connectors::cassandra::{CassandraTable, ScanCounters, SourceTable, Split, plan_splits};
+use ferry_connectors::staging::{Manifest, StagedTable};
 use ferry_connectors::yugabyte::{self, CopyEncoder, TargetTable};
 use ferry_sql::Transform;
 use ferry_sql::transform::SOURCE_TABLE;
 use scylla::client::session::Session;
 use tokio_postgres::Client;
 
-use crate::checkpoint::Checkpoints;
+use crate::checkpoint::{Checkpoints, StagedUnit};
 use crate::config::{Config, TableConfig, WriteMode};
 use crate::error::{PipelineError, Result};
 use crate::rejects::RejectFiles;
@@ -185,18 +187,145 @@ pub async fn plan_table(
         .splits(client, session, &keyspace, &name, local_dc, planned)
         .await?;
     let planned = plan_source(config, table, session, source, splits).await?;
-    let k = planned.splits;
+    plan_target(
+        config,
+        table,
+        client,
+        planned.frame,
+        &planned.transform,
+        planned.task_ctx,
+        planned.splits,
+        planned.counters,
+    )
+    .await
+}
+
+/// Plans `table` from staged data: partition k reads staged split k, then the transform (none
+/// when the dump applied it), then the target's checks. The split plan recorded for the run is
+/// the staged splits, so a resumed load finds the same units or is refused.
+pub async fn plan_staged_table(
+    config: &Config,
+    table: &TableConfig,
+    staged: Arc<StagedTable>,
+    client: &Client,
+    checkpoints: &Checkpoints,
+) -> Result<TablePlan> {
+    let units: Vec<StagedUnit> = staged
+        .manifest()
+        .splits
+        .iter()
+        .map(|s| StagedUnit {
+            ranges: s.token_ranges.clone(),
+            identity: format!(
+                "rows={} hash={}",
+                s.rows,
+                s.content_hash.as_deref().unwrap_or("-")
+            ),
+        })
+        .collect();
+    checkpoints.staged_splits(client, &units).await?;
+    let planned = plan_staged_source(config, table, staged).await?;
+    plan_target(
+        config,
+        table,
+        client,
+        planned.frame,
+        &planned.transform,
+        planned.task_ctx,
+        planned.splits,
+        planned.counters,
+    )
+    .await
+}
+
+/// Staged rows through the transform a load applies to them.
+#[derive(Debug)]
+pub struct StagedSourcePlan {
+    pub frame: DataFrame,
+    /// The transform the load applies, to point errors into it.
+    pub transform: Transform,
+    pub task_ctx: Arc<TaskContext>,
+    /// Staged splits, the source's partitions.
+    pub splits: usize,
+    pub counters: Arc<ScanCounters>,
+}
+
+/// Plans `table`'s load transform over its staged rows, registered as `source`.
+pub async fn plan_staged_source(
+    config: &Config,
+    table: &TableConfig,
+    staged: Arc<StagedTable>,
+) -> Result<StagedSourcePlan> {
+    let k = staged.splits();
+    let counters = staged.counters();
+    let transform = load_transform(config, table, staged.manifest())?;
+    let ctx = session_context(k);
+    ctx.register_table(SOURCE_TABLE, staged)?;
+    let frame = transform.plan(&ctx).await?;
+    Ok(StagedSourcePlan {
+        frame,
+        transform,
+        task_ctx: ctx.task_ctx(),
+        splits: k,
+        counters,
+    })
+}
+
+/// The transform a load applies: the table's, unless the dump applied a transform already (then
+/// none, whatever the config says now, with a warning when the two differ).
+pub fn load_transform(
+    config: &Config,
+    table: &TableConfig,
+    manifest: &Manifest,
+) -> Result<Transform> {
+    let configured = match &table.transform {
+        Some(path) => Some((path, Transform::from_file(&config.resolve(path))?)),
+        None => None,
+    };
+    match (&manifest.transform, configured) {
+        (None, Some((_, transform))) => Ok(transform),
+        (None, None) => Ok(Transform::identity()),
+        (Some(dumped), configured) => {
+            let same = configured
+                .as_ref()
+                .is_some_and(|(_, t)| t.sql.trim() == dumped.sql.trim());
+            if !same {
+                tracing::warn!(
+                    table = %table.source,
+                    dumped_with = %dumped.file,
+                    configured = %configured.as_ref().map_or("none".to_string(), |(p, _)| p.display().to_string()),
+                    "the dump applied a transform already, so the load applies none; the config's transform differs from the one the dump applied"
+                );
+            }
+            Ok(Transform::identity())
+        }
+    }
+}
+
+/// The target side of a table whose rows are `frame` (partition k = split k): checks the target
+/// and the write mode, builds the COPY encoder, and the physical plan whose partition k is unit
+/// k, or one unit when the transform regroups rows across splits.
+async fn plan_target(
+    config: &Config,
+    table: &TableConfig,
+    client: &Client,
+    frame: DataFrame,
+    transform: &Transform,
+    task_ctx: Arc<TaskContext>,
+    k: usize,
+    counters: Arc<ScanCounters>,
+) -> Result<TablePlan> {
     let (target_schema, target_name) = table.target_parts(&config.target.schema);
     let target = TargetTable::load(client, target_schema, target_name).await?;
     let mode = table.mode(&config.run);
     if mode == WriteMode::Fast {
         yugabyte::check_fast_mode(client, &target).await?;
     }
-    let output = planned.output_schema();
+    let output: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let encoder = CopyEncoder::try_new(&output, &target)
-        .map_err(|e| point_into_transform(&planned.transform, &output, e))?;
+        .map_err(|e| point_into_transform(transform, &output, e))?;
 
-    let mut plan = planned.frame.create_physical_plan().await?;
+    let mut plan = frame.create_physical_plan().await?;
     let split_aligned = plan.output_partitioning().partition_count() == k;
     if !split_aligned {
         tracing::warn!(
@@ -211,10 +340,10 @@ pub async fn plan_table(
         source: table.source.clone(),
         target,
         plan,
-        task_ctx: planned.task_ctx,
+        task_ctx,
         encoder,
         split_aligned,
-        counters: planned.counters,
+        counters,
         mode,
         max_rejects: table.max_rejects.or(config.run.max_rejects),
         rejects: RejectFiles::new(config, table),

@@ -1,4 +1,5 @@
-//! `ferry query`: ad-hoc SQL over live Cassandra tables, and the writers that print its result.
+//! `ferry query`: ad-hoc SQL over live Cassandra tables, or over staged tables with `--from URL`
+//! (no Cassandra needed), and the writers that print its result.
 //!
 //! Every keyspace named by a `[[table]]` of the config becomes a DataFusion schema of the default
 //! catalog, so `SELECT count(*) FROM ks.events` reads `ks.events`. A keyspace's tables are looked
@@ -22,7 +23,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema};
 use arrow::error::ArrowError;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
-use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, TableProvider};
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
@@ -34,6 +35,7 @@ use ferry_connectors::ConnectorError;
 use ferry_connectors::cassandra::{
     self, CassandraConfig, CassandraTable, SourceTable, SplitCount, plan_splits,
 };
+use ferry_connectors::staging::{StagedTable, StagingLocation};
 use ferry_sql::types::{ARROW_EXTENSION_NAME_KEY, ARROW_UUID_EXTENSION};
 use futures::StreamExt;
 use scylla::client::session::Session;
@@ -75,10 +77,20 @@ pub struct QueryOutput {
     pub truncated: bool,
 }
 
-/// A DataFusion session over the configured Cassandra keyspaces, sharing one driver session.
+/// A DataFusion session over the configured Cassandra keyspaces, sharing one driver session, or
+/// over the tables staged at one URL.
 pub struct QuerySession {
     ctx: SessionContext,
-    keyspaces: BTreeMap<String, Arc<KeyspaceSchema>>,
+    keyspaces: BTreeMap<String, Keyspace>,
+    /// The staging URL the tables come from, when they are staged.
+    staged_at: Option<String>,
+}
+
+/// A keyspace the session knows.
+enum Keyspace {
+    Cassandra(Arc<KeyspaceSchema>),
+    /// The keyspace's staged tables, every one opened (and checked) up front.
+    Staged(Arc<MemorySchemaProvider>),
 }
 
 impl std::fmt::Debug for QuerySession {
@@ -146,7 +158,63 @@ impl QuerySession {
         for (name, schema) in &keyspaces {
             catalog.register_schema(name, Arc::clone(schema) as Arc<dyn SchemaProvider>)?;
         }
-        Ok(Self { ctx, keyspaces })
+        let keyspaces = keyspaces
+            .into_iter()
+            .map(|(k, s)| (k, Keyspace::Cassandra(s)))
+            .collect();
+        Ok(Self {
+            ctx,
+            keyspaces,
+            staged_at: None,
+        })
+    }
+
+    /// A session over every table staged at `location` (`keyspace.table` folders with a
+    /// manifest), each checked against its manifest as it is opened. Cassandra is not needed.
+    pub async fn staged(location: &StagingLocation) -> Result<Self> {
+        let names = location.tables().await?;
+        if names.is_empty() {
+            return Err(ConnectorError::Staged {
+                path: location.url().to_string(),
+                message: "no staged table here (no <keyspace>.<table>/_manifest.json); run \
+                          `ferry dump` first, or check the URL"
+                    .into(),
+            }
+            .into());
+        }
+        let ctx = query_session_context();
+        let catalog_name = ctx
+            .state()
+            .config()
+            .options()
+            .catalog
+            .default_catalog
+            .clone();
+        let catalog = ctx.catalog(&catalog_name).ok_or_else(|| {
+            DataFusionError::Internal(format!("the default catalog {catalog_name} is missing"))
+        })?;
+        let mut keyspaces: BTreeMap<String, Arc<MemorySchemaProvider>> = BTreeMap::new();
+        for name in names {
+            let Some((keyspace, table)) = name.split_once('.') else {
+                continue;
+            };
+            let staged = StagedTable::open(location.table(&name)).await?;
+            let schema = keyspaces
+                .entry(keyspace.to_string())
+                .or_insert_with(|| Arc::new(MemorySchemaProvider::new()));
+            schema.register_table(table.to_string(), Arc::new(staged))?;
+        }
+        for (name, schema) in &keyspaces {
+            catalog.register_schema(name, Arc::clone(schema) as Arc<dyn SchemaProvider>)?;
+        }
+        Ok(Self {
+            ctx,
+            keyspaces: keyspaces
+                .into_iter()
+                .map(|(k, s)| (k, Keyspace::Staged(s)))
+                .collect(),
+            staged_at: Some(location.url().to_string()),
+        })
     }
 
     /// The DataFusion session, e.g. to register UDFs or more tables.
@@ -201,11 +269,26 @@ impl QuerySession {
             let Some(keyspace) = self.keyspaces.get(resolved.schema.as_ref()) else {
                 return Err(self.unknown_keyspace(&written, &resolved.schema, &default_schema));
             };
-            if keyspace.load(&resolved.table).await?.is_none() {
-                return Err(PipelineError::Query(format!(
-                    "Cassandra table {}.{} does not exist",
-                    keyspace.keyspace, resolved.table
-                )));
+            match keyspace {
+                Keyspace::Cassandra(keyspace) => {
+                    if keyspace.load(&resolved.table).await?.is_none() {
+                        return Err(PipelineError::Query(format!(
+                            "Cassandra table {}.{} does not exist",
+                            keyspace.keyspace, resolved.table
+                        )));
+                    }
+                }
+                Keyspace::Staged(tables) => {
+                    if !tables.table_exist(&resolved.table) {
+                        return Err(PipelineError::Query(format!(
+                            "no staged table {}.{} at {} (staged there: {})",
+                            resolved.schema,
+                            resolved.table,
+                            self.staged_at.as_deref().unwrap_or("the staging URL"),
+                            self.staged_tables().join(", ")
+                        )));
+                    }
+                }
             }
         }
         // Queries only: `ferry query` must never create, change or drop anything.
@@ -219,7 +302,26 @@ impl QuerySession {
             .map_err(classify_planning_error)
     }
 
+    /// Every staged table, `keyspace.table`.
+    fn staged_tables(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for (name, keyspace) in &self.keyspaces {
+            if let Keyspace::Staged(tables) = keyspace {
+                let mut inside = tables.table_names();
+                inside.sort();
+                names.extend(inside.into_iter().map(|t| format!("{name}.{t}")));
+            }
+        }
+        names
+    }
+
     fn unknown_keyspace(&self, written: &str, schema: &str, default_schema: &str) -> PipelineError {
+        if let Some(url) = &self.staged_at {
+            return PipelineError::Query(format!(
+                "table {written} not found: name tables `keyspace.table`; staged at {url}: {}",
+                self.staged_tables().join(", ")
+            ));
+        }
         let known = self
             .keyspaces
             .keys()

@@ -17,12 +17,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, FixedSizeListArray, Int32Array, Int64Array, LargeListArray,
-    ListArray, MapArray, RecordBatch, StringArray, StructArray, UInt32Array, UInt64Array,
-};
-use arrow::datatypes::{DataType, Field, FieldRef, Fields, IntervalMonthDayNanoType, IntervalUnit};
+use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::datatypes::{DataType, Field};
 use arrow::error::ArrowError;
+use ferry_connectors::staging::types::writable;
 use ferry_connectors::yugabyte::{Reject, UnitOutcome};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -204,126 +202,6 @@ pub fn reject_batch(
     RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
 }
 
-/// The struct an `Interval(MonthDayNano)` is written as: Parquet's own interval holds
-/// milliseconds, so it cannot hold the value exactly.
-fn interval_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("months", DataType::Int32, false),
-        Field::new("days", DataType::Int32, false),
-        Field::new("nanoseconds", DataType::Int64, false),
-    ])
-}
-
-/// Whether `dt` holds a type the Parquet writer refuses.
-fn needs_conversion(dt: &DataType) -> bool {
-    match dt {
-        DataType::Interval(IntervalUnit::MonthDayNano) => true,
-        DataType::List(f)
-        | DataType::LargeList(f)
-        | DataType::FixedSizeList(f, _)
-        | DataType::Map(f, _) => needs_conversion(f.data_type()),
-        DataType::Struct(fs) => fs.iter().any(|f| needs_conversion(f.data_type())),
-        _ => false,
-    }
-}
-
-/// `array` (of `field`) as Parquet can store it, exactly: every `Interval(MonthDayNano)`, nested
-/// or not, becomes a struct of its three parts; everything else is unchanged.
-fn writable(
-    field: &FieldRef,
-    array: &ArrayRef,
-) -> std::result::Result<(FieldRef, ArrayRef), ArrowError> {
-    if !needs_conversion(array.data_type()) {
-        return Ok((Arc::clone(field), Arc::clone(array)));
-    }
-    let with_type = |dt: DataType| {
-        Arc::new(
-            Field::new(field.name(), dt, field.is_nullable())
-                .with_metadata(field.metadata().clone()),
-        )
-    };
-    match array.data_type() {
-        DataType::Interval(IntervalUnit::MonthDayNano) => {
-            let a = array.as_primitive::<IntervalMonthDayNanoType>();
-            let parts: Vec<ArrayRef> = vec![
-                Arc::new(Int32Array::from_iter_values(
-                    a.values().iter().map(|v| v.months),
-                )),
-                Arc::new(Int32Array::from_iter_values(
-                    a.values().iter().map(|v| v.days),
-                )),
-                Arc::new(Int64Array::from_iter_values(
-                    a.values().iter().map(|v| v.nanoseconds),
-                )),
-            ];
-            let s = StructArray::try_new(interval_fields(), parts, a.nulls().cloned())?;
-            Ok((with_type(DataType::Struct(interval_fields())), Arc::new(s)))
-        }
-        DataType::List(child) => {
-            let l = array.as_list::<i32>();
-            let (child, values) = writable(child, l.values())?;
-            let out = ListArray::try_new(
-                Arc::clone(&child),
-                l.offsets().clone(),
-                values,
-                l.nulls().cloned(),
-            )?;
-            Ok((with_type(DataType::List(child)), Arc::new(out)))
-        }
-        DataType::LargeList(child) => {
-            let l = array.as_list::<i64>();
-            let (child, values) = writable(child, l.values())?;
-            let out = LargeListArray::try_new(
-                Arc::clone(&child),
-                l.offsets().clone(),
-                values,
-                l.nulls().cloned(),
-            )?;
-            Ok((with_type(DataType::LargeList(child)), Arc::new(out)))
-        }
-        DataType::FixedSizeList(child, size) => {
-            let l = array.as_fixed_size_list();
-            let (child, values) = writable(child, l.values())?;
-            let out =
-                FixedSizeListArray::try_new(Arc::clone(&child), *size, values, l.nulls().cloned())?;
-            Ok((
-                with_type(DataType::FixedSizeList(child, *size)),
-                Arc::new(out),
-            ))
-        }
-        DataType::Struct(children) => {
-            let s = array.as_struct();
-            let (fields, columns): (Vec<FieldRef>, Vec<ArrayRef>) = children
-                .iter()
-                .zip(s.columns())
-                .map(|(f, c)| writable(f, c))
-                .collect::<std::result::Result<Vec<_>, _>>()?
-                .into_iter()
-                .unzip();
-            let fields = Fields::from(fields);
-            let out = StructArray::try_new(fields.clone(), columns, s.nulls().cloned())?;
-            Ok((with_type(DataType::Struct(fields)), Arc::new(out)))
-        }
-        DataType::Map(entries_field, sorted) => {
-            let m = array.as_map();
-            let entries: ArrayRef = Arc::new(m.entries().clone());
-            let (entries_field, entries) = writable(entries_field, &entries)?;
-            let out = MapArray::try_new(
-                Arc::clone(&entries_field),
-                m.offsets().clone(),
-                entries.as_struct().clone(),
-                m.nulls().cloned(),
-                *sorted,
-            )?;
-            Ok((
-                with_type(DataType::Map(entries_field, *sorted)),
-                Arc::new(out),
-            ))
-        }
-        _ => Ok((Arc::clone(field), Arc::clone(array))),
-    }
-}
-
 /// Writes `batch` as Parquet (zstd) to `path`: into a temporary file next to it, synced, then
 /// renamed into place, so `path` is either the old file or the complete new one.
 fn write_atomically(path: &Path, batch: &RecordBatch) -> io::Result<()> {
@@ -358,7 +236,9 @@ fn write_atomically(path: &Path, batch: &RecordBatch) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Int32Builder, IntervalMonthDayNanoArray, ListBuilder};
+    use arrow::array::{
+        Array, AsArray, Int32Array, Int32Builder, IntervalMonthDayNanoArray, ListArray, ListBuilder,
+    };
     use arrow::datatypes::{IntervalMonthDayNano, Schema};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 

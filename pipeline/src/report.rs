@@ -81,6 +81,8 @@ pub struct TableReport {
     pub unit_retries: u64,
     /// COPY bytes sent.
     pub copy_bytes: u64,
+    /// Parquet bytes written (`dump`).
+    pub parquet_bytes: u64,
     /// Values written with their sub-microsecond digits dropped (nanosecond timestamps, times,
     /// intervals; PostgreSQL keeps microseconds).
     pub truncated_values: u64,

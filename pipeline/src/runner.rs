@@ -7,24 +7,31 @@
 //!
 //! Each unit's checkpoint row commits with its COPY (see [`crate::checkpoint`]): running the
 //! same config again resumes, skipping the committed units, and loads every row exactly once.
+//!
+//! `migrate` reads the rows from Cassandra; `load` reads them from staged Parquet files (see
+//! [`crate::stage`]). Only planning differs: the runner, checkpoints and rejects are the same.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_connectors::cassandra;
+use ferry_connectors::staging::{StagedTable, StagingLocation};
 use ferry_connectors::yugabyte::{self, PlacedClient, PlacedConnection, Placement, UnitOutcome};
+use scylla::client::session::Session;
 use tokio::sync::Mutex;
 
 use crate::checkpoint::{self, Checkpoints, RunStatus, UnitRecord};
 use crate::config::{Config, TableConfig, WriteMode};
 use crate::error::{PipelineError, Result};
 use crate::lease::Leases;
-use crate::plan::{TablePlan, expand_tables, plan_table};
+use crate::plan::{TablePlan, expand_tables, plan_staged_table, plan_table};
 use crate::progress::{RunProgress, TableProgress};
 use crate::rejects::RejectFiles;
 use crate::report::{Report, TableReport, UnitSemantics};
-use crate::schema::create_missing_table;
+use crate::schema::{create_missing_staged_table, create_missing_table};
+use crate::stage::{expand_staged_tables, open_staged_tables};
 
 /// Runs `migrate` for every table of `config`, in order, and reports.
 pub async fn migrate(config: &Config) -> Report {
@@ -34,19 +41,65 @@ pub async fn migrate(config: &Config) -> Report {
 /// [`migrate`], updating `progress` as units commit; once [`RunProgress::stop`] is called, no
 /// new unit starts and the report says the run was interrupted.
 pub async fn migrate_with(config: &Config, progress: Arc<RunProgress>) -> Report {
+    run_tables(config, RowsFrom::Cassandra, progress).await
+}
+
+/// Runs `load` for every table of `config` from the staged data at `location`, in order, and
+/// reports: the same units, checkpoints and rejects as `migrate`, with no Cassandra involved.
+pub async fn load_with(
+    config: &Config,
+    location: StagingLocation,
+    progress: Arc<RunProgress>,
+) -> Report {
+    run_tables(config, RowsFrom::Staged(location), progress).await
+}
+
+/// Where a run reads its rows.
+enum RowsFrom {
+    Cassandra,
+    Staged(StagingLocation),
+}
+
+/// The rows of the run's tables, ready to plan.
+enum TableSource {
+    Cassandra(Arc<Session>),
+    /// Every table's staged data, opened and checked before any table starts.
+    Staged(BTreeMap<String, Arc<StagedTable>>),
+}
+
+async fn run_tables(config: &Config, from: RowsFrom, progress: Arc<RunProgress>) -> Report {
     let started = Instant::now();
+    let command = match from {
+        RowsFrom::Cassandra => "migrate",
+        RowsFrom::Staged(_) => "load",
+    };
     let mut config = config.clone();
     let mut tables = Vec::new();
     let mut error = None;
     // One placement for the whole run: connections are counted across its tables.
     let connected = async {
         let placement = Placement::new(&config.target).map_err(|e| e.to_string())?;
-        let session = cassandra::connect(&config.source)
-            .await
-            .map_err(|e| e.to_string())?;
-        expand_tables(&mut config, &session)
-            .await
-            .map_err(|e| e.to_string())?;
+        let source = match from {
+            RowsFrom::Cassandra => {
+                let session = cassandra::connect(&config.source)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                expand_tables(&mut config, &session)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                TableSource::Cassandra(session)
+            }
+            RowsFrom::Staged(location) => {
+                expand_staged_tables(&mut config, &location)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // Every table's staged data is checked before any row moves.
+                let staged = open_staged_tables(&config, &location)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                TableSource::Staged(staged)
+            }
+        };
         let mut client = placement.connect().await.map_err(|e| e.to_string())?;
         checkpoint::ensure_schema(&client)
             .await
@@ -60,7 +113,7 @@ pub async fn migrate_with(config: &Config, progress: Arc<RunProgress>) -> Report
         checkpoint::run_started(&client, &config.run.id, &config_path)
             .await
             .map_err(|e| e.to_string())?;
-        Ok::<_, String>((session, placement, client))
+        Ok::<_, String>((source, placement, client))
     }
     .await;
     let config = Arc::new(config);
@@ -73,7 +126,7 @@ pub async fn migrate_with(config: &Config, progress: Arc<RunProgress>) -> Report
     let (renewal_done, renewal_stop) = tokio::sync::watch::channel(false);
     match connected {
         Err(e) => error = Some(e),
-        Ok((session, placement, client)) => {
+        Ok((source, placement, client)) => {
             state_client = Some(client);
             tracing::info!(worker = %leases.worker_id(), run = %config.run.id, "worker started");
             let renewal =
@@ -83,7 +136,7 @@ pub async fn migrate_with(config: &Config, progress: Arc<RunProgress>) -> Report
                     break;
                 }
                 let report =
-                    migrate_table(&config, table, &session, &placement, &progress, &leases).await;
+                    migrate_table(&config, table, &source, &placement, &progress, &leases).await;
                 let failed = report.error.is_some();
                 tables.push(report);
                 if failed {
@@ -113,12 +166,12 @@ pub async fn migrate_with(config: &Config, progress: Arc<RunProgress>) -> Report
             tracing::warn!(error = %e, "could not record the end of the run in ferry_state.runs");
         }
     }
-    let mut report = Report::new("migrate", started.elapsed().as_secs_f64(), tables, error);
+    let mut report = Report::new(command, started.elapsed().as_secs_f64(), tables, error);
     report.interrupted = interrupted;
     report
 }
 
-const INTERRUPTED: &str = "interrupted (Ctrl-C or SIGTERM): units in flight finished or rolled back; run the same \
+pub(crate) const INTERRUPTED: &str = "interrupted (Ctrl-C or SIGTERM): units in flight finished or rolled back; run the same \
      command again to resume";
 
 /// `--restart`: empties every target table of the run and forgets its progress, before any
@@ -138,7 +191,7 @@ async fn restart(config: &Config, client: &mut PlacedClient) -> Result<()> {
 async fn migrate_table(
     config: &Arc<Config>,
     table: &TableConfig,
-    session: &Arc<scylla::client::session::Session>,
+    source: &TableSource,
     placement: &Arc<Placement>,
     run: &Arc<RunProgress>,
     leases: &Arc<Leases>,
@@ -153,10 +206,24 @@ async fn migrate_table(
     let checkpoints = Checkpoints::new(&config.run.id, schema, name);
     let result = async {
         let client = placement.connect().await?;
-        if table.create_tables(&config.run) {
-            create_missing_table(config, table, session, &client).await?;
-        }
-        let plan = Arc::new(plan_table(config, table, session, &client, &checkpoints).await?);
+        let plan = match source {
+            TableSource::Cassandra(session) => {
+                if table.create_tables(&config.run) {
+                    create_missing_table(config, table, session, &client).await?;
+                }
+                plan_table(config, table, session, &client, &checkpoints).await?
+            }
+            TableSource::Staged(staged) => {
+                let staged = staged.get(&table.source).cloned().ok_or_else(|| {
+                    PipelineError::Worker(format!("{} was not opened", table.source))
+                })?;
+                if table.create_tables(&config.run) {
+                    create_missing_staged_table(config, table, &staged, &client).await?;
+                }
+                plan_staged_table(config, table, staged, &client, &checkpoints).await?
+            }
+        };
+        let plan = Arc::new(plan);
         let committed = checkpoints.committed(&client).await?;
         if !committed.is_empty() {
             tracing::info!(table = %table.source, run = %config.run.id, units = committed.len(), "resuming: skipping committed units");

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ferry_connectors::ConnectorError;
 use ferry_connectors::cassandra::{self, ColumnKind, SourceTable};
+use ferry_connectors::staging::{Manifest, StagedTable};
 use ferry_connectors::yugabyte::{self, ServerInfo, TargetTable};
 use ferry_sql::ddl::{self, ClusteringColumn, Dialect, PrimaryKey, TableDdl};
 use scylla::client::session::Session;
@@ -14,7 +15,7 @@ use tokio_postgres::Client;
 
 use crate::config::{Config, TableConfig};
 use crate::error::Result;
-use crate::plan::{expand_tables, load_source, plan_source};
+use crate::plan::{expand_tables, load_source, plan_source, plan_staged_source};
 
 /// One table's generated statement.
 #[derive(Debug, Clone)]
@@ -110,6 +111,56 @@ pub async fn create_missing_table(
     execute(client, &ddl, schema, name).await?;
     tracing::info!(table = %table.source, target = %format!("{schema}.{name}"), "created the target table");
     Ok(Some(ddl))
+}
+
+/// Creates `table`'s target from its staged data when it does not exist (`ferry load` with
+/// `create_tables = true`): the manifest's Cassandra key, the load transform's output columns.
+pub async fn create_missing_staged_table(
+    config: &Config,
+    table: &TableConfig,
+    staged: &Arc<StagedTable>,
+    client: &Client,
+) -> Result<Option<TableDdl>> {
+    let (schema, name) = table.target_parts(&config.target.schema);
+    if target_exists(client, schema, name).await? {
+        return Ok(None);
+    }
+    let dialect = ServerInfo::load(client).await?.ddl_dialect();
+    let key = staged_primary_key(staged.manifest());
+    let planned = plan_staged_source(config, table, Arc::clone(staged)).await?;
+    let ddl = ddl::create_table(
+        schema,
+        name,
+        planned.frame.schema().as_arrow(),
+        &key,
+        dialect,
+    );
+    for warning in &ddl.warnings {
+        tracing::warn!(table = %table.source, "{warning}");
+    }
+    execute(client, &ddl, schema, name).await?;
+    tracing::info!(table = %table.source, target = %format!("{schema}.{name}"), "created the target table");
+    Ok(Some(ddl))
+}
+
+/// The Cassandra primary key a manifest records, in key order.
+pub fn staged_primary_key(manifest: &Manifest) -> PrimaryKey {
+    let schema = &manifest.cassandra_schema;
+    PrimaryKey {
+        partition: schema
+            .partition_key()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect(),
+        clustering: schema
+            .clustering()
+            .iter()
+            .map(|c| ClusteringColumn {
+                name: c.name.clone(),
+                descending: c.descending,
+            })
+            .collect(),
+    }
 }
 
 /// The Cassandra primary key of `source`, in key order.

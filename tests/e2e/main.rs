@@ -16,6 +16,7 @@ mod resume;
 mod runs;
 mod scaleout;
 mod schema;
+mod staging;
 mod support;
 mod target_tls;
 mod tls;
