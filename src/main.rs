@@ -14,6 +14,7 @@ use ferry::pipeline::query::{self, OutputFormat, QuerySession};
 use ferry::pipeline::report::Status;
 use ferry::pipeline::schema::SchemaOutput;
 use ferry::pipeline::status;
+use ferry::pipeline::validate::{self, ValidateOptions, ValidateReport};
 use ferry::pipeline::{Config, DumpOptions, PipelineError, Report};
 use indicatif::{MultiProgress, ProgressDrawTarget};
 use tokio::signal::unix::{SignalKind, signal};
@@ -165,6 +166,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Prove that each target table equals its transformed source, split by split: counts and
+    /// content hashes per split, then the rows that differ; `--repair` reloads those splits.
+    Validate {
+        /// The config file (ferry.toml).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Only these tables, comma-separated (`keyspace.table`, `schema.table` or a table name).
+        #[arg(long, value_delimiter = ',', value_name = "A,B")]
+        tables: Option<Vec<String>>,
+        /// Only rows matching this predicate over the transform's output columns, on both sides
+        /// (column names, literals, comparisons, AND/OR/NOT, IS NULL, IN, BETWEEN, LIKE).
+        #[arg(long = "where", value_name = "SQL")]
+        filter: Option<String>,
+        /// Reload every split that differs (delete its target rows, copy it again, in one
+        /// transaction), then check those splits again.
+        #[arg(long)]
+        repair: bool,
+        /// The run whose split plan to use (overrides `run.id`); without a stored plan the splits
+        /// are planned as `migrate` would.
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Rows listed per kind of difference and table (totals are always complete).
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        max_examples: usize,
+        /// Write the JSON report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Run SQL over the configured Cassandra tables (named `keyspace.table`), or with --from over
     /// the tables staged at a URL, and print the result.
     Query {
@@ -249,6 +278,7 @@ fn main() -> ExitCode {
         | Command::Schema { .. }
         | Command::Status { .. }
         | Command::DryRun { .. }
+        | Command::Validate { .. }
         | Command::Explain { .. } => "warn",
         Command::Migrate { .. } | Command::Dump { .. } | Command::Load { .. } if bars => "warn",
         Command::Migrate { .. } | Command::Dump { .. } | Command::Load { .. } => "info",
@@ -588,6 +618,52 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             };
             dry_run(&config, sample, preview, report.as_deref(), html.as_deref()).await
         }
+        Command::Validate {
+            config,
+            tables,
+            filter,
+            repair,
+            run_id,
+            max_examples,
+            report,
+        } => {
+            let mut config = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            if let Some(id) = run_id {
+                config.run.id = id;
+            }
+            let options = ValidateOptions {
+                tables,
+                filter,
+                repair,
+                max_examples: Some(max_examples),
+            };
+            let result = validate::validate(&config, &options).await;
+            print_validation(&result);
+            let mut code = if result.invalid {
+                ExitCode::from(EXIT_INVALID)
+            } else {
+                match result.status {
+                    Status::Ok => ExitCode::SUCCESS,
+                    Status::Failed => ExitCode::from(EXIT_FAILED),
+                }
+            };
+            if let Some(e) = &result.error {
+                eprintln!("error: {e}");
+            }
+            if let Some(path) = report
+                && let Err(e) = result.write(&path)
+            {
+                eprintln!("error: {e}");
+                code = ExitCode::from(EXIT_FAILED);
+            }
+            code
+        }
         Command::Explain { config, json } => {
             let config = match Config::load(&config) {
                 Ok(c) => c,
@@ -889,6 +965,58 @@ fn print_status(state: &status::RunState) {
                 group(w.rows_written.max(0) as u64),
                 w.rows_per_s
                     .map_or(String::new(), |r| format!(", {r:.0} rows/s"))
+            );
+        }
+    }
+}
+
+/// One line per table, then the rows that differ.
+fn print_validation(report: &ValidateReport) {
+    for t in &report.tables {
+        let verdict = match (&t.error, t.equal) {
+            (Some(_), _) => "FAILED",
+            (None, true) => "equal",
+            (None, false) => "DIFFERENT",
+        };
+        println!(
+            "{} -> {}: {verdict}: {}/{} splits equal, {} source rows, {} target rows, {} missing, \
+             {} extra, {} different ({:.1}s)",
+            t.source,
+            t.target,
+            t.splits_equal,
+            t.splits_checked,
+            t.rows_source,
+            t.rows_target,
+            t.differences.missing,
+            t.differences.extra,
+            t.differences.different,
+            t.elapsed_s
+        );
+        let examples = &t.differences.examples;
+        for (kind, rows) in [
+            ("missing", &examples.missing),
+            ("extra", &examples.extra),
+            ("different", &examples.different),
+        ] {
+            for row in rows.iter().take(10) {
+                let key: Vec<String> = row.key.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let columns = if row.columns.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", row.columns.join(", "))
+                };
+                println!("  {kind:9} {}{columns}", key.join(", "));
+            }
+        }
+        if let Some(r) = &t.repair {
+            println!(
+                "  repaired {} split(s): {} rows deleted, {} copied; {} equal after, {} still \
+                 different",
+                r.splits_repaired.len(),
+                r.rows_deleted,
+                r.rows_copied,
+                r.splits_equal_after,
+                r.splits_different_after
             );
         }
     }

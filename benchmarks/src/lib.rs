@@ -20,3 +20,4 @@ pub mod report;
 pub mod scan;
 pub mod spark;
 pub mod stage;
+pub mod validate;

@@ -453,6 +453,8 @@ enum Command {
     /// Parquet staging: `ferry dump` against scan-only and `ferry load` against load-only of the
     /// same rows, and the staged size over the COPY size.
     Stage(ferry_benchmarks::stage::StageArgs),
+    /// `ferry validate` of a table against its migration, in the same run (a time ratio).
+    Validate(ferry_benchmarks::validate::ValidateArgs),
     /// One migration whose peak RSS `e2e` reads (run by `e2e` in a process of its own).
     #[command(hide = true)]
     E2eChild(ferry_benchmarks::e2e::ChildArgs),
@@ -517,6 +519,7 @@ async fn main() -> ExitCode {
         } => exit_code(delay_proxy(&upstream, rtt_ms, port).await),
         Command::DryRun(args) => exit_code(ferry_benchmarks::dryrun::run(args).await),
         Command::Stage(args) => exit_code(ferry_benchmarks::stage::run(args).await),
+        Command::Validate(args) => exit_code(ferry_benchmarks::validate::run(args).await),
         Command::E2eChild(args) => match ferry_benchmarks::e2e::child(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

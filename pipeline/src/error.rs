@@ -78,6 +78,11 @@ pub enum PipelineError {
     #[error("a worker stopped unexpectedly: {0}")]
     Worker(String),
 
+    /// A command-line argument that cannot be used (a `--where` that is not one boolean
+    /// expression over the output columns, say). Nothing was read.
+    #[error("{0}")]
+    Argument(String),
+
     /// Writing a report or another output file failed.
     #[error("cannot write {}: {source}", path.display())]
     Write {

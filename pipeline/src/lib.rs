@@ -8,6 +8,8 @@
 //! generates (and can run) the target tables' `CREATE TABLE` statements (`ferry schema`);
 //! [`dryrun`] reads every table through its transform and predicts the run without writing
 //! (`ferry dry-run`); [`explain`] shows each table's plan (`ferry explain`).
+//! [`validate`] proves the target equals the transformed source, split by split, and repairs it
+//! (`ferry validate`).
 //! [`stage`] dumps tables to staged Parquet (`ferry dump`), which [`runner::load_with`] loads.
 //!
 //! It knows nothing about the terminal or argument parsing (that is the CLI), and nothing about
@@ -28,6 +30,7 @@ pub mod runner;
 pub mod schema;
 pub mod stage;
 pub mod status;
+pub mod validate;
 
 pub use config::Config;
 pub use error::{PipelineError, Result};

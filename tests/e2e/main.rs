@@ -22,3 +22,4 @@ mod target_tls;
 mod tls;
 mod torture;
 mod transforms;
+mod validate;

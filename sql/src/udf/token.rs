@@ -88,22 +88,30 @@ impl ScalarUDFImpl for TokenUdf {
             if arrays.len() == 1 {
                 encodings[0].write(&arrays[0], row, &mut key)?;
             } else {
-                // A composite key: each component as a 2-byte length, its bytes, and a 0 byte.
                 for (array, encoding) in arrays.iter().zip(&encodings) {
                     component.clear();
                     encoding.write(array, row, &mut component)?;
-                    let Ok(len) = u16::try_from(component.len()) else {
+                    if !push_key_component(&mut key, &component) {
                         return exec_err!("token(): a key component is longer than 65535 bytes");
-                    };
-                    key.extend_from_slice(&len.to_be_bytes());
-                    key.extend_from_slice(&component);
-                    key.push(0);
+                    }
                 }
             }
             out.append_value(murmur3_token(&key));
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
     }
+}
+
+/// Appends one component of a composite partition key the way Cassandra composes them: a 2-byte
+/// big-endian length, the component's bytes, and a 0 byte. `false` when it is too long for that.
+pub fn push_key_component(key: &mut Vec<u8>, component: &[u8]) -> bool {
+    let Ok(len) = u16::try_from(component.len()) else {
+        return false;
+    };
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(component);
+    key.push(0);
+    true
 }
 
 /// How one key column is serialized the way Cassandra serializes it (CQL native protocol).
