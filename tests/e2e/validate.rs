@@ -343,12 +343,15 @@ async fn a_clean_migration_of_every_type_validates_equal() {
     assert_eq!(t["rows_target"], t["rows_source"], "{t}");
 
     // A changed value in a column PostgreSQL stores in its own form is still found.
-    client
-        .batch_execute(
-            "UPDATE e2e_validate_torture SET c_decimal = c_decimal + 1 WHERE pk = 1 AND ck = 1",
+    // Row (1, 4) holds a decimal with a negative exponent (-1E-5) and reached the target.
+    let changed = client
+        .execute(
+            "UPDATE e2e_validate_torture SET c_decimal = c_decimal + 1 WHERE pk = 1 AND ck = 4",
+            &[],
         )
         .await
         .expect("tamper");
+    assert_eq!(changed, 1);
     let report = validate(&config, "validate-2", &[], 1);
     let d = &report["tables"][0]["differences"];
     assert_eq!(d["different"], 1, "{d}");
@@ -520,10 +523,15 @@ async fn a_renaming_filtering_transform_validates_equal() {
     let session = support::cassandra().await;
     let client = support::postgres().await;
     seed_events(&session, "renamed").await;
+    // The renamed key columns as the primary key, so a changed row is found as different.
     client
-        .batch_execute("DROP TABLE IF EXISTS e2e_validate_renamed")
+        .batch_execute(
+            "DROP TABLE IF EXISTS e2e_validate_renamed; \
+             CREATE TABLE e2e_validate_renamed (account bigint, id uuid, kind_upper text, \
+             cents bigint, seq integer, PRIMARY KEY (account, id))",
+        )
         .await
-        .expect("drop target");
+        .expect("create target");
     let dir = support::scratch_dir("validate_renamed");
     std::fs::write(
         dir.join("renamed.sql"),

@@ -248,7 +248,7 @@ mod tests {
         );
         assert_eq!(
             render("NOT (kind IS NULL) OR id BETWEEN 1 AND 2").as_deref(),
-            Ok("((NOT (\"kind\" COLLATE \"C\" IS NULL)) OR (\"id\" BETWEEN 1 AND 2))")
+            Ok("((NOT ((\"kind\" COLLATE \"C\" IS NULL))) OR (\"id\" BETWEEN 1 AND 2))")
         );
     }
 
