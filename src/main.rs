@@ -154,6 +154,9 @@ enum Command {
         /// Transformed rows to show per table (overrides `dry_run.preview_rows`).
         #[arg(long, value_name = "N")]
         preview: Option<usize>,
+        /// Read the tables staged at this URL (`ferry dump`) instead of Cassandra.
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
     },
     /// Show what `migrate` would do with each table: splits, plans, pushdown, target mapping or
     /// DDL, mode and unit semantics. Reads no rows and writes nothing.
@@ -578,6 +581,7 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             report,
             html,
             preview,
+            from,
         } => {
             let config = match Config::load(&config) {
                 Ok(c) => c,
@@ -586,7 +590,19 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
                     return ExitCode::from(EXIT_INVALID);
                 }
             };
-            dry_run(&config, sample, preview, report.as_deref(), html.as_deref()).await
+            let from = match from
+                .as_deref()
+                .map(|url| staging_location(&config, Some(url), "--from"))
+                .transpose()
+            {
+                Ok(from) => from,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let paths = (report.as_deref(), html.as_deref());
+            dry_run(&config, sample, preview, from, paths).await
         }
         Command::Explain { config, json } => {
             let config = match Config::load(&config) {
@@ -706,8 +722,8 @@ async fn dry_run(
     config: &Config,
     sample: Option<f64>,
     preview: Option<usize>,
-    report: Option<&std::path::Path>,
-    html: Option<&std::path::Path>,
+    from: Option<StagingLocation>,
+    (report, html): (Option<&std::path::Path>, Option<&std::path::Path>),
 ) -> ExitCode {
     use ferry::pipeline::dryrun::{self, DryRunOptions};
     let mut settings = config.dry_run.clone();
@@ -717,6 +733,7 @@ async fn dry_run(
     let options = DryRunOptions {
         sample_percent: sample,
         settings,
+        from,
     };
     let result = dryrun::dry_run(config, &options).await;
     print!("{}", dryrun::text::summary(&result));
