@@ -234,16 +234,20 @@ enum Scenario {
     E2e,
     Latency,
     DryRun,
+    Stage,
+    ScaleOut,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 6] = [
+    const ALL: [Scenario; 8] = [
         Scenario::Scan,
         Scenario::Encode,
         Scenario::Load,
         Scenario::E2e,
         Scenario::Latency,
         Scenario::DryRun,
+        Scenario::Stage,
+        Scenario::ScaleOut,
     ];
 
     fn name(self) -> &'static str {
@@ -254,6 +258,8 @@ impl Scenario {
             Scenario::E2e => "e2e",
             Scenario::Latency => "latency",
             Scenario::DryRun => "dry-run",
+            Scenario::Stage => "stage",
+            Scenario::ScaleOut => "scale-out",
         }
     }
 
@@ -261,7 +267,12 @@ impl Scenario {
     fn reads_cassandra(self) -> bool {
         matches!(
             self,
-            Scenario::Scan | Scenario::E2e | Scenario::Latency | Scenario::DryRun
+            Scenario::Scan
+                | Scenario::E2e
+                | Scenario::Latency
+                | Scenario::DryRun
+                | Scenario::Stage
+                | Scenario::ScaleOut
         )
     }
 }
@@ -327,6 +338,8 @@ async fn all(args: AllArgs) -> Result<(), BoxError> {
                 Command::E2e(a) => ferry_benchmarks::e2e::run(a).await,
                 Command::Latency(a) => ferry_benchmarks::latency::run(a).await,
                 Command::DryRun(a) => ferry_benchmarks::dryrun::run(a).await,
+                Command::Stage(a) => ferry_benchmarks::stage::run(a).await,
+                Command::ScaleOut(a) => ferry_benchmarks::scaleout::run(a).await,
                 other => Err(format!("`all` does not run {other:?}").into()),
             },
             Err(e) => Err(e.to_string().into()),
@@ -453,6 +466,9 @@ enum Command {
     /// Parquet staging: `ferry dump` against scan-only and `ferry load` against load-only of the
     /// same rows, and the staged size over the COPY size.
     Stage(ferry_benchmarks::stage::StageArgs),
+    /// W workers on one run (unit leases) against one worker with as many connections, and the
+    /// lease statements' share of the time on units.
+    ScaleOut(ferry_benchmarks::scaleout::ScaleOutArgs),
     /// One migration whose peak RSS `e2e` reads (run by `e2e` in a process of its own).
     #[command(hide = true)]
     E2eChild(ferry_benchmarks::e2e::ChildArgs),
@@ -517,6 +533,7 @@ async fn main() -> ExitCode {
         } => exit_code(delay_proxy(&upstream, rtt_ms, port).await),
         Command::DryRun(args) => exit_code(ferry_benchmarks::dryrun::run(args).await),
         Command::Stage(args) => exit_code(ferry_benchmarks::stage::run(args).await),
+        Command::ScaleOut(args) => exit_code(ferry_benchmarks::scaleout::run(args).await),
         Command::E2eChild(args) => match ferry_benchmarks::e2e::child(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
