@@ -604,7 +604,15 @@ mod tests {
             let json = args.out.join(format!("{}.json", scenario.name()));
             let mut argv = scenario_argv(scenario, &args, &json, true);
             // The scenarios that read FERRY_POSTGRES_URL get it from the command line here.
-            if matches!(scenario, Scenario::Load | Scenario::E2e | Scenario::Latency) {
+            if matches!(
+                scenario,
+                Scenario::Load
+                    | Scenario::E2e
+                    | Scenario::Latency
+                    | Scenario::DryRun
+                    | Scenario::Stage
+                    | Scenario::ScaleOut
+            ) {
                 argv.extend(["--url".into(), "postgresql://u@127.0.0.1:5432/db".into()]);
             }
             let parsed = Cli::try_parse_from(&argv)
@@ -619,6 +627,9 @@ mod tests {
                     (a.rows, a.runs, a.json, a.reuse)
                 }
                 Command::Latency(a) => (a.rows, a.runs, a.json, a.reuse),
+                Command::DryRun(a) => (a.rows, a.runs, a.json, a.reuse),
+                Command::Stage(a) => (a.rows, a.runs, a.json, a.reuse),
+                Command::ScaleOut(a) => (a.rows, a.runs, a.json, a.reuse),
                 other => panic!("{scenario:?} parsed as {other:?}"),
             };
             assert_eq!((rows, runs), (500_000, 5), "{scenario:?}");
