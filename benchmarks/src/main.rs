@@ -555,6 +555,9 @@ async fn main() -> ExitCode {
             let config = ferry_connectors::cassandra::CassandraConfig::new(vec![cassandra]);
             let result = async {
                 let session = ferry_connectors::cassandra::connect(&config).await?;
+                if let Some(cql) = shape.create_types_cql(keyspace) {
+                    session.query_unpaged(cql, ()).await?;
+                }
                 session
                     .query_unpaged(shape.create_table_cql(keyspace, name), ())
                     .await?;
