@@ -8,8 +8,9 @@ drawn when its inputs exist and skipped with a note otherwise:
   the latency (from the latency scenario), and the with/without ratio against the 0.8 goal;
 - stages.png: scan-only, load-only and the whole migration per connection count (from e2e),
   with the encoder's rate (from encode) in words, as it is off the scale;
-- ferry-vs-spark.png: Ferry against the Spark job at the same parallelism, from any JSON
-  holding `spark-16` / `spark-32` figures.
+- ferry-vs-spark.png: Ferry against the Spark job at the same parallelism, from every JSON
+  holding Spark figures (`e2e --spark`: `spark-16`/`spark-32`; `latency --spark`: `spark-16c`,
+  `spark-16c-20ms`, …).
 
 Error bars span the runs' minimum to maximum (`runs_rows_per_s`); bars and points are medians.
 """
@@ -27,9 +28,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 
-def load_reports(results: Path) -> dict:
-    """scenario -> report, from every *.json in `results` (the newest file wins a tie)."""
-    reports = {}
+def load_reports(results: Path) -> tuple:
+    """(scenario -> report, every report), from every *.json in `results`. For a scenario, the
+    file named after it (`latency.json`) wins, else the newest."""
+    reports, everything = {}, []
     for path in sorted(results.glob("*.json"), key=lambda p: p.stat().st_mtime):
         try:
             data = json.loads(path.read_text())
@@ -38,8 +40,11 @@ def load_reports(results: Path) -> dict:
             continue
         if isinstance(data, dict) and "scenario" in data and "figures" in data:
             data["_path"] = str(path)
-            reports[data["scenario"]] = data
-    return reports
+            everything.append(data)
+            named = Path(reports.get(data["scenario"], {}).get("_path", "")).stem
+            if named != data["scenario"]:
+                reports[data["scenario"]] = data
+    return reports, everything
 
 
 def figure_map(report: dict) -> dict:
@@ -205,23 +210,38 @@ def plot_stages(e2e: dict, encode, out: Path) -> Path:
     return target
 
 
-def spark_report(reports: dict):
-    for report in reports.values():
-        names = figure_map(report)
-        if "spark-16" in names or "spark-32" in names:
-            return report
-    return None
+def spark_reports(everything: list) -> list:
+    """Every report with Spark figures: `e2e --spark` (`spark-P`) or `latency --spark`
+    (`spark-Pc`, `spark-Pc-20ms`)."""
+    return [r for r in everything if any(re.fullmatch(r"spark-\d+c?", n) for n in figure_map(r))]
 
 
-def plot_spark(report: dict, out: Path) -> Path:
+def spark_pairs(report: dict) -> list:
+    """(label, spark figure, ferry figure) per parallelism and route of one report."""
     figures = figure_map(report)
+    rtt = report_rtt(report)
     pairs = []
     for p in (16, 32):
-        spark = figures.get(f"spark-{p}")
-        ferry = figures.get(f"ferry-{p}c")
-        if spark is not None:
-            pairs.append((p, spark, ferry))
-    fig, ax = plt.subplots(figsize=(7, 4.8))
+        for spark_name, ferry_name, label in [
+            (f"spark-{p}", f"ferry-{p}c", f"P = M = {p}"),
+            (f"spark-{p}c", f"ferry-{p}c", f"P = M = {p}"),
+            (f"spark-{p}c-{rtt}ms", f"ferry-{p}c-{rtt}ms", f"P = M = {p}, +{rtt} ms"),
+        ]:
+            if spark_name in figures:
+                pairs.append((label, figures[spark_name], figures.get(ferry_name)))
+    return pairs
+
+
+def report_rtt(report: dict) -> str:
+    names = figure_map(report)
+    found = (m.group(1) for n in names if (m := re.fullmatch(r".*-\d+c-(\d+)ms", n)))
+    return next(found, "20")
+
+
+def plot_spark(reports: list, out: Path) -> Path:
+    pairs = [pair for report in reports for pair in spark_pairs(report)]
+    report = reports[0]
+    fig, ax = plt.subplots(figsize=(max(7, 2.4 * len(pairs)), 4.8))
     labels, bars = [], []
     for j, (p, spark, ferry) in enumerate(pairs):
         for k, (name, f) in enumerate([("Spark", spark), ("Ferry", ferry)]):
@@ -234,14 +254,14 @@ def plot_spark(report: dict, out: Path) -> Path:
             ratio = ferry["rows_per_s"] / spark["rows_per_s"]
             ax.text(j, max(ferry["rows_per_s"], spark["rows_per_s"]) * 1.04,
                     f"ferry/spark {ratio:.1f}×", ha="center", fontsize=9)
-        labels.append(f"parallelism / connections {p}")
+        labels.append(p)
     ax.set_xticks(range(len(pairs)))
     ax.set_xticklabels(labels)
     ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
     ax.yaxis.set_major_formatter(FuncFormatter(rows_fmt))
     ax.set_ylabel("rows/s (median, bars: min–max)")
-    ax.set_title(f"Ferry against the Spark job: {report['scenario']}, {subtitle(report)}",
-                 fontsize=10)
+    scenarios = " and ".join(sorted({r["scenario"] for r in reports}))
+    ax.set_title(f"Ferry against the Spark job ({scenarios}), {subtitle(report)}", fontsize=10)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("tab:orange", "tab:blue")]
     ax.legend(handles, ["Spark (foreachPartition + COPY)", "Ferry"], fontsize=8,
               loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
@@ -265,7 +285,7 @@ def main() -> int:
         print(f"error: {args.results} is not a directory", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    reports = load_reports(args.results)
+    reports, everything = load_reports(args.results)
     print(f"read {', '.join(sorted(reports)) or 'no report'} from {args.results}")
     drawn = []
     if "latency" in reports:
@@ -278,8 +298,8 @@ def main() -> int:
         drawn.append(plot_stages(reports["e2e"], reports.get("encode"), args.out))
     else:
         print("note: no e2e JSON: skipping stages.png")
-    spark = spark_report(reports)
-    if spark is not None:
+    spark = spark_reports(everything)
+    if spark:
         drawn.append(plot_spark(spark, args.out))
     else:
         print("note: no JSON has Spark figures (spark-16, spark-32): skipping ferry-vs-spark.png")

@@ -52,17 +52,8 @@ enum Command {
         /// How progress is shown: bars on a terminal, log lines otherwise (`auto`).
         #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
         progress: ProgressMode,
-        /// This worker's name in the run state [default: <hostname>-<pid>-<random>].
-        #[arg(long, env = "FERRY_WORKER_ID")]
-        worker_id: Option<String>,
-        /// Static sharding: the number of workers sharing the run; each takes its own units
-        /// first (unit % N = index), then units the others have not started.
-        #[arg(long, env = "FERRY_WORKERS", requires = "worker_index", value_parser = clap::value_parser!(u32).range(1..))]
-        workers: Option<u32>,
-        /// Static sharding: this worker's index, 0..N-1 (in a Kubernetes Indexed Job, the
-        /// completion index).
-        #[arg(long, env = "FERRY_WORKER_INDEX", requires = "workers")]
-        worker_index: Option<u32>,
+        #[command(flatten)]
+        worker: WorkerArgs,
     },
     /// Stage every configured table as Parquet files plus a manifest at a URL (a path, file://,
     /// s3://, gs://, az://), split by split, through its transform unless --raw. Running it again
@@ -113,6 +104,8 @@ enum Command {
         /// How progress is shown: bars on a terminal, log lines otherwise (`auto`).
         #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
         progress: ProgressMode,
+        #[command(flatten)]
+        worker: WorkerArgs,
     },
     /// Show where a run stands: per table the units done, rows, rejects, rate and ETA, read from
     /// the run state in the target database (Cassandra is not needed).
@@ -155,6 +148,9 @@ enum Command {
         /// Transformed rows to show per table (overrides `dry_run.preview_rows`).
         #[arg(long, value_name = "N")]
         preview: Option<usize>,
+        /// Read the tables staged at this URL (`ferry dump`) instead of Cassandra.
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
     },
     /// Show what `migrate` would do with each table: splits, plans, pushdown, target mapping or
     /// DDL, mode and unit semantics. Reads no rows and writes nothing.
@@ -425,9 +421,7 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             restart,
             yes,
             progress: _,
-            worker_id,
-            workers,
-            worker_index,
+            worker,
         } => {
             let mut config = match Config::load(&config) {
                 Ok(c) => c,
@@ -447,15 +441,13 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
                 return ExitCode::from(EXIT_INVALID);
             }
             config.run.restart = restart;
-            let shard = match (workers, worker_index) {
-                (Some(n), Some(i)) if i >= n => {
-                    eprintln!("error: --worker-index {i} must be below --workers {n}");
+            config.run.worker = match worker.identity() {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("error: {e}");
                     return ExitCode::from(EXIT_INVALID);
                 }
-                (Some(n), Some(i)) => Some((n, i)),
-                _ => None,
             };
-            config.run.worker = WorkerIdentity::new(worker_id, shard);
             let progress = Arc::new(RunProgress::default());
             stop_on_signals(Arc::clone(&progress));
             let display = DisplayTask::spawn(Arc::clone(&progress), display_of(multi));
@@ -501,6 +493,7 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             restart,
             yes,
             progress: _,
+            worker,
         } => {
             let mut config = match Config::load(&config) {
                 Ok(c) => c,
@@ -512,6 +505,13 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             if let Some(id) = run_id {
                 config.run.id = id;
             }
+            config.run.worker = match worker.identity() {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
             let location = match staging_location(&config, from.as_deref(), "--from") {
                 Ok(l) => l,
                 Err(e) => {
@@ -608,6 +608,7 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             report,
             html,
             preview,
+            from,
         } => {
             let config = match Config::load(&config) {
                 Ok(c) => c,
@@ -616,7 +617,19 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
                     return ExitCode::from(EXIT_INVALID);
                 }
             };
-            dry_run(&config, sample, preview, report.as_deref(), html.as_deref()).await
+            let from = match from
+                .as_deref()
+                .map(|url| staging_location(&config, Some(url), "--from"))
+                .transpose()
+            {
+                Ok(from) => from,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let paths = (report.as_deref(), html.as_deref());
+            dry_run(&config, sample, preview, from, paths).await
         }
         Command::Validate {
             config,
@@ -782,8 +795,8 @@ async fn dry_run(
     config: &Config,
     sample: Option<f64>,
     preview: Option<usize>,
-    report: Option<&std::path::Path>,
-    html: Option<&std::path::Path>,
+    from: Option<StagingLocation>,
+    (report, html): (Option<&std::path::Path>, Option<&std::path::Path>),
 ) -> ExitCode {
     use ferry::pipeline::dryrun::{self, DryRunOptions};
     let mut settings = config.dry_run.clone();
@@ -793,6 +806,7 @@ async fn dry_run(
     let options = DryRunOptions {
         sample_percent: sample,
         settings,
+        from,
     };
     let result = dryrun::dry_run(config, &options).await;
     print!("{}", dryrun::text::summary(&result));
@@ -863,6 +877,35 @@ fn display_of(multi: Option<MultiProgress>) -> Display {
     match multi {
         Some(multi) => Display::Bars(multi),
         None => Display::Log(PROGRESS_LOG_INTERVAL),
+    }
+}
+
+/// Who this process is among the workers of a run (`migrate`, `load`).
+#[derive(Debug, clap::Args)]
+struct WorkerArgs {
+    /// This worker's name in the run state [default: <hostname>-<pid>-<random>].
+    #[arg(long, env = "FERRY_WORKER_ID")]
+    worker_id: Option<String>,
+    /// Static sharding: the number of workers sharing the run; each takes its own units first
+    /// (unit % N = index), then units the others have not started.
+    #[arg(long, env = "FERRY_WORKERS", requires = "worker_index", value_parser = clap::value_parser!(u32).range(1..))]
+    workers: Option<u32>,
+    /// Static sharding: this worker's index, 0..N-1 (in a Kubernetes Indexed Job, the
+    /// completion index).
+    #[arg(long, env = "FERRY_WORKER_INDEX", requires = "workers")]
+    worker_index: Option<u32>,
+}
+
+impl WorkerArgs {
+    fn identity(self) -> Result<WorkerIdentity, String> {
+        let shard = match (self.workers, self.worker_index) {
+            (Some(n), Some(i)) if i >= n => {
+                return Err(format!("--worker-index {i} must be below --workers {n}"));
+            }
+            (Some(n), Some(i)) => Some((n, i)),
+            _ => None,
+        };
+        Ok(WorkerIdentity::new(self.worker_id, shard))
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use futures::{StreamExt, TryStreamExt, stream};
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
-use scylla::value::{CqlDate, CqlDecimal, CqlTimestamp, MaybeUnset};
+use scylla::value::{CqlDate, CqlDecimal, CqlTimestamp, CqlValue, MaybeUnset};
 use uuid::Uuid;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -32,7 +32,31 @@ pub enum Shape {
     /// 12 columns of common types: bigint, int, 2 × text, double, float, boolean, timestamp,
     /// date, uuid, decimal, blob; 4 rows per partition.
     Mixed,
+    /// 4 columns: bigint key, int, double, short text; one row per partition.
+    Narrow,
+    /// 40 columns: bigint and int key, then 38 columns cycling through bigint, int, text,
+    /// double, boolean, timestamp, uuid, float, date and a longer text; 4 rows per partition.
+    Wide,
+    /// Collections: a list of text, a set of int, a map of text to int, a frozen UDT
+    /// (`address`: street, city, zip) and a list of UDTs; 4 rows per partition.
+    Collections,
 }
+
+/// The column types of the wide shape after its key, in turn.
+const WIDE_TYPES: [&str; 10] = [
+    "bigint",
+    "int",
+    "text",
+    "double",
+    "boolean",
+    "timestamp",
+    "uuid",
+    "float",
+    "date",
+    "text",
+];
+/// Value columns of the wide shape (after `id` and `seq`).
+const WIDE_VALUES: usize = 38;
 
 impl Shape {
     /// `CREATE TABLE IF NOT EXISTS` for this shape.
@@ -48,7 +72,35 @@ impl Shape {
                  email text, score double, ratio float, active boolean, created timestamp, \
                  birthday date, ref uuid, amount decimal, payload blob, PRIMARY KEY ((id), seq))"
             ),
+            Shape::Narrow => format!(
+                "CREATE TABLE IF NOT EXISTS {keyspace}.{table} (id bigint PRIMARY KEY, n int, \
+                 v double, t text)"
+            ),
+            Shape::Wide => {
+                let values: Vec<String> = (0..WIDE_VALUES)
+                    .map(|c| format!("c{:02} {}", c + 2, WIDE_TYPES[c % WIDE_TYPES.len()]))
+                    .collect();
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {keyspace}.{table} (id bigint, seq int, {}, \
+                     PRIMARY KEY ((id), seq))",
+                    values.join(", ")
+                )
+            }
+            Shape::Collections => format!(
+                "CREATE TABLE IF NOT EXISTS {keyspace}.{table} (id bigint, seq int, \
+                 tags list<text>, scores set<int>, attrs map<text, int>, \
+                 home frozen<address>, past list<frozen<address>>, PRIMARY KEY ((id), seq))"
+            ),
         }
+    }
+
+    /// Statements the table needs first (the collections shape's UDT).
+    pub fn create_types_cql(self, keyspace: &str) -> Option<String> {
+        (self == Shape::Collections).then(|| {
+            format!(
+                "CREATE TYPE IF NOT EXISTS {keyspace}.address (street text, city text, zip int)"
+            )
+        })
     }
 
     /// The shape's name, as `--shape` spells it.
@@ -56,12 +108,15 @@ impl Shape {
         match self {
             Shape::Quickstart => "quickstart",
             Shape::Mixed => "mixed",
+            Shape::Narrow => "narrow",
+            Shape::Wide => "wide",
+            Shape::Collections => "collections",
         }
     }
 
-    /// The columns `SELECT` lists for this shape, in table order.
-    pub fn columns(self) -> &'static [&'static str] {
-        match self {
+    /// The shape's columns, in table order.
+    pub fn columns(self) -> Vec<String> {
+        let fixed: &[&str] = match self {
             Shape::Quickstart => &[
                 "account_id",
                 "event_id",
@@ -75,6 +130,111 @@ impl Shape {
                 "id", "seq", "name", "email", "score", "ratio", "active", "created", "birthday",
                 "ref", "amount", "payload",
             ],
+            Shape::Narrow => &["id", "n", "v", "t"],
+            Shape::Wide => {
+                let mut columns = vec!["id".to_string(), "seq".to_string()];
+                columns.extend((0..WIDE_VALUES).map(|c| format!("c{:02}", c + 2)));
+                return columns;
+            }
+            Shape::Collections => &["id", "seq", "tags", "scores", "attrs", "home", "past"],
+        };
+        fixed.iter().map(|c| c.to_string()).collect()
+    }
+
+    /// Row `i` of the narrow, wide and collections shapes, as insert values in column order
+    /// (`keyspace` names the collections shape's UDT).
+    fn values(self, keyspace: &str, seed: u64, i: u64) -> Vec<MaybeUnset<CqlValue>> {
+        let h = |c: u64| mix(seed, i, c);
+        let set = MaybeUnset::Set;
+        let text = |c: u64, len: u64| {
+            let n = h(c) % len.max(1);
+            CqlValue::Text(
+                format!("{:016x}", h(c + 1000)).repeat(1 + n as usize / 16)[..n as usize]
+                    .to_string(),
+            )
+        };
+        let key = |rows_per_partition: u64| {
+            vec![
+                set(CqlValue::BigInt((i / rows_per_partition) as i64)),
+                set(CqlValue::Int((i % rows_per_partition) as i32)),
+            ]
+        };
+        match self {
+            Shape::Narrow => vec![
+                set(CqlValue::BigInt(i as i64)),
+                set(CqlValue::Int((h(1) % 1_000_000) as i32)),
+                set(CqlValue::Double((h(2) % 1_000_000) as f64 / 8.0)),
+                unset((h(103) % 10 != 0).then(|| text(3, 16))),
+            ],
+            Shape::Wide => {
+                let mut row = key(MIXED_PARTITION_ROWS as u64);
+                for c in 0..WIDE_VALUES as u64 {
+                    let v = match WIDE_TYPES[c as usize % WIDE_TYPES.len()] {
+                        "bigint" => CqlValue::BigInt(h(c) as i64 >> 8),
+                        "int" => CqlValue::Int((h(c) % 2_000_000) as i32 - 1_000_000),
+                        "double" => CqlValue::Double((h(c) % 10_000_000) as f64 / 100.0),
+                        "boolean" => CqlValue::Boolean(h(c) % 2 == 0),
+                        "timestamp" => CqlValue::Timestamp(CqlTimestamp(
+                            1_400_000_000_000 + (h(c) % 300_000_000_000) as i64,
+                        )),
+                        "uuid" => CqlValue::Uuid(Uuid::from_u64_pair(h(c), i)),
+                        "float" => CqlValue::Float((h(c) % 100_000) as f32 / 4.0),
+                        "date" => CqlValue::Date(CqlDate((1u32 << 31) + (h(c) % 20_000) as u32)),
+                        _ if c % 20 == 9 => text(c, 120),
+                        _ => text(c, 24),
+                    };
+                    // About one value in 12 is missing.
+                    row.push(unset((h(200 + c) % 12 != 0).then_some(v)));
+                }
+                row
+            }
+            Shape::Collections => {
+                let address = |c: u64| CqlValue::UserDefinedType {
+                    keyspace: keyspace.to_string(),
+                    name: "address".to_string(),
+                    fields: vec![
+                        ("street".to_string(), Some(text(c, 30))),
+                        (
+                            "city".to_string(),
+                            Some(CqlValue::Text(
+                                ["Oslo", "Lyon", "Porto", "Kraków", "Zürich"]
+                                    [(h(c + 1) % 5) as usize]
+                                    .to_string(),
+                            )),
+                        ),
+                        (
+                            "zip".to_string(),
+                            (h(c + 2) % 7 != 0).then(|| CqlValue::Int((h(c + 2) % 99_999) as i32)),
+                        ),
+                    ],
+                };
+                let mut row = key(MIXED_PARTITION_ROWS as u64);
+                let tags = (0..h(2) % 6).map(|k| text(10 + k, 12)).collect();
+                let mut scores: Vec<i32> =
+                    (0..h(3) % 8).map(|k| (h(20 + k) % 1000) as i32).collect();
+                scores.sort_unstable();
+                scores.dedup();
+                let attrs = (0..h(4) % 5)
+                    .map(|k| {
+                        (
+                            CqlValue::Text(format!("k{k}")),
+                            CqlValue::Int((h(30 + k) % 100) as i32),
+                        )
+                    })
+                    .collect();
+                let past = (0..h(5) % 3).map(|k| address(40 + 3 * k)).collect();
+                row.extend([
+                    unset((h(102) % 10 != 0).then_some(CqlValue::List(tags))),
+                    set(CqlValue::Set(
+                        scores.into_iter().map(CqlValue::Int).collect(),
+                    )),
+                    set(CqlValue::Map(attrs)),
+                    unset((h(104) % 8 != 0).then(|| address(60))),
+                    set(CqlValue::List(past)),
+                ]);
+                row
+            }
+            Shape::Quickstart | Shape::Mixed => unreachable!("generated by their own rows"),
         }
     }
 }
@@ -217,6 +377,25 @@ pub async fn generate(
                 .try_collect::<Vec<()>>()
                 .await?;
         }
+        Shape::Narrow | Shape::Wide | Shape::Collections => {
+            let columns = shape.columns();
+            let marks = vec!["?"; columns.len()].join(", ");
+            let insert = session
+                .prepare(format!(
+                    "INSERT INTO {keyspace}.{table} ({}) VALUES ({marks})",
+                    columns.join(", ")
+                ))
+                .await?;
+            stream::iter(0..rows)
+                .map(|i| {
+                    let insert = &insert;
+                    let values = shape.values(keyspace, seed, i);
+                    async move { session.execute_unpaged(insert, values).await.map(|_| ()) }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
         Shape::Mixed => {
             let insert = session
                 .prepare(format!(
@@ -300,6 +479,9 @@ pub async fn bench_table(
     session
         .query_unpaged(format!("DROP TABLE IF EXISTS {keyspace}.{table}"), ())
         .await?;
+    if let Some(cql) = shape.create_types_cql(keyspace) {
+        session.query_unpaged(cql, ()).await?;
+    }
     session
         .query_unpaged(shape.create_table_cql(keyspace, &table), ())
         .await?;

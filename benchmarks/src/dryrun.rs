@@ -92,6 +92,7 @@ async fn dry_run_pass(config: &Config, rows: u64) -> Result<Pass, BoxError> {
         &DryRunOptions {
             sample_percent: None,
             settings: config.dry_run.clone(),
+            from: None,
         },
     )
     .await;

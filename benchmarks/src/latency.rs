@@ -29,6 +29,7 @@ use crate::e2e::{self, migrate_pass};
 use crate::load;
 use crate::proxy::DelayProxy;
 use crate::report::{Figure, Pass, ScenarioReport, median, peak_rss_mb};
+use crate::spark::{self, SparkArgs};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -78,6 +79,9 @@ pub struct LatencyArgs {
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// The Spark anchor under the same routes, at these parallelisms (each among --connections).
+    #[command(flatten)]
+    pub spark: SparkArgs,
 }
 
 /// A system whose migration the scenario times with and without latency.
@@ -142,6 +146,52 @@ impl System for Ferry {
             let config = self.config(url, connections)?;
             let (pass, _) = migrate_pass(&config, &self.admin, &self.table, self.rows).await?;
             Ok(pass)
+        })
+    }
+}
+
+/// The Spark job of `seed-spark-parallelism.md` ([`crate::spark`]), timed by the job itself (the
+/// read to the last partition's commit, as in `e2e`), its rows checked against Ferry's.
+struct Spark {
+    args: SparkArgs,
+    cassandra: String,
+    /// `keyspace.table`.
+    source: String,
+    table: String,
+    rows: u64,
+    admin: Arc<Client>,
+    /// A copy of Ferry's rows, which every Spark pass must equal.
+    reference: spark::Reference,
+}
+
+impl System for Spark {
+    fn name(&self) -> &str {
+        "spark"
+    }
+
+    fn connections(&self, _requested: &[usize]) -> Vec<usize> {
+        self.args.parallelism.clone()
+    }
+
+    fn migrate<'a>(
+        &'a self,
+        url: &'a str,
+        connections: usize,
+    ) -> BoxFuture<'a, Result<Pass, BoxError>> {
+        Box::pin(async move {
+            let (job, _) = spark::pass(
+                &self.args,
+                &self.admin,
+                connections,
+                &self.source,
+                &self.table,
+                self.rows,
+                &self.reference,
+                &self.cassandra,
+                url,
+            )
+            .await?;
+            Ok(job.pass())
         })
     }
 }
@@ -321,6 +371,13 @@ pub async fn run(args: LatencyArgs) -> Result<(), BoxError> {
         )
         .into());
     }
+    args.spark.check(&connections)?;
+    // Installing Spark takes minutes the first time: before anything else, so it fails early.
+    let spark_versions = if args.spark.enabled() {
+        spark::setup(&args.spark.spark_script).await?
+    } else {
+        Default::default()
+    };
     let upstream = upstream(&args.url).await?;
     let session = cassandra::connect(&cassandra::CassandraConfig::new(vec![
         args.cassandra.clone(),
@@ -363,14 +420,27 @@ pub async fn run(args: LatencyArgs) -> Result<(), BoxError> {
     }
     let netem = netem_probe();
 
-    // Every system measured; the Spark anchor's runner, once it exists, is pushed here too.
-    let systems: Vec<Box<dyn System>> = vec![Box::new(ferry)];
-
     eprintln!("warm-up migrations at {max_m} connections, direct and with latency");
-    for system in &systems {
-        for (_, url) in &routes {
-            system.migrate(url, max_m).await?;
-        }
+    for (_, url) in &routes {
+        ferry.migrate(url, max_m).await?;
+    }
+    let mut systems: Vec<Box<dyn System>> = vec![Box::new(ferry)];
+    if args.spark.enabled() {
+        // Ferry's rows of the last warm-up, which every Spark pass must equal.
+        let reference = spark::Reference::keep(admin, &args.table).await?;
+        let spark = Spark {
+            args: args.spark.clone(),
+            cassandra: args.cassandra.clone(),
+            source: format!("{BENCH_KEYSPACE}.{source}"),
+            table: args.table.clone(),
+            rows: args.rows,
+            admin: Arc::clone(admin),
+            reference,
+        };
+        let p = args.spark.parallelism[0];
+        eprintln!("warm-up Spark job at parallelism {p}, direct");
+        spark.migrate(&args.url, p).await?;
+        systems.push(Box::new(spark));
     }
     let mut series: Vec<Series> = Vec::new();
     for run in 0..args.runs.max(1) {
@@ -405,6 +475,12 @@ pub async fn run(args: LatencyArgs) -> Result<(), BoxError> {
     }
     // Leave no rows and no run state behind.
     load::truncate(admin, &args.table).await?;
+    admin
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS public.{}_ferry_rows",
+            args.table
+        ))
+        .await?;
     Checkpoints::new(RUN_ID, "public", &args.table)
         .forget(admin)
         .await?;
@@ -412,6 +488,7 @@ pub async fn run(args: LatencyArgs) -> Result<(), BoxError> {
     drop((delayed, plain));
 
     let mut report = build_report(args.rows, args.rtt_ms, &series, peak_rss_mb());
+    report.versions.extend(spark_versions);
     let ms = |route: Route| {
         rtts.iter()
             .find(|(r, _)| *r == route)
@@ -491,6 +568,23 @@ pub fn build_report(
             report.ratios.insert(key.clone(), median(&ratios));
             report.ratio_runs.insert(key, ratios);
         }
+    }
+    // Ferry against the Spark job at the same parallelism on the same route.
+    for spark in series.iter().filter(|s| s.system == "spark") {
+        let Some(ferry) = series.iter().find(|s| {
+            s.system == "ferry" && s.connections == spark.connections && s.route == spark.route
+        }) else {
+            continue;
+        };
+        let ratios: Vec<f64> = ferry
+            .passes
+            .iter()
+            .zip(&spark.passes)
+            .map(|(f, s)| f.rows_per_s() / s.rows_per_s())
+            .collect();
+        let key = format!("{}/{}", ferry.name(rtt_ms), spark.name(rtt_ms));
+        report.ratios.insert(key.clone(), median(&ratios));
+        report.ratio_runs.insert(key, ratios);
     }
     report
 }

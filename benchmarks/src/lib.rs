@@ -7,7 +7,8 @@
 //! halves, and [`spark`] against the Spark job of `seed-spark-parallelism.md`; [`latency`]
 //! measures it with PostgreSQL behind a round-trip latency ([`proxy`]) against itself without;
 //! [`dryrun`] measures `ferry dry-run` against scan-only; [`stage`] the dump
-//! and the load of staged Parquet against scan-only and load-only.
+//! and the load of staged Parquet against scan-only and load-only; [`scaleout`] several workers
+//! on one run against one worker with as many connections, and what unit leases cost.
 
 pub mod datagen;
 pub mod dryrun;
@@ -17,6 +18,7 @@ pub mod latency;
 pub mod load;
 pub mod proxy;
 pub mod report;
+pub mod scaleout;
 pub mod scan;
 pub mod spark;
 pub mod stage;

@@ -234,16 +234,20 @@ enum Scenario {
     E2e,
     Latency,
     DryRun,
+    Stage,
+    ScaleOut,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 6] = [
+    const ALL: [Scenario; 8] = [
         Scenario::Scan,
         Scenario::Encode,
         Scenario::Load,
         Scenario::E2e,
         Scenario::Latency,
         Scenario::DryRun,
+        Scenario::Stage,
+        Scenario::ScaleOut,
     ];
 
     fn name(self) -> &'static str {
@@ -254,6 +258,8 @@ impl Scenario {
             Scenario::E2e => "e2e",
             Scenario::Latency => "latency",
             Scenario::DryRun => "dry-run",
+            Scenario::Stage => "stage",
+            Scenario::ScaleOut => "scale-out",
         }
     }
 
@@ -261,7 +267,12 @@ impl Scenario {
     fn reads_cassandra(self) -> bool {
         matches!(
             self,
-            Scenario::Scan | Scenario::E2e | Scenario::Latency | Scenario::DryRun
+            Scenario::Scan
+                | Scenario::E2e
+                | Scenario::Latency
+                | Scenario::DryRun
+                | Scenario::Stage
+                | Scenario::ScaleOut
         )
     }
 }
@@ -327,6 +338,8 @@ async fn all(args: AllArgs) -> Result<(), BoxError> {
                 Command::E2e(a) => ferry_benchmarks::e2e::run(a).await,
                 Command::Latency(a) => ferry_benchmarks::latency::run(a).await,
                 Command::DryRun(a) => ferry_benchmarks::dryrun::run(a).await,
+                Command::Stage(a) => ferry_benchmarks::stage::run(a).await,
+                Command::ScaleOut(a) => ferry_benchmarks::scaleout::run(a).await,
                 other => Err(format!("`all` does not run {other:?}").into()),
             },
             Err(e) => Err(e.to_string().into()),
@@ -455,6 +468,9 @@ enum Command {
     Stage(ferry_benchmarks::stage::StageArgs),
     /// `ferry validate` of a table against its migration, in the same run (a time ratio).
     Validate(ferry_benchmarks::validate::ValidateArgs),
+    /// W workers on one run (unit leases) against one worker with as many connections, and the
+    /// lease statements' share of the time on units.
+    ScaleOut(ferry_benchmarks::scaleout::ScaleOutArgs),
     /// One migration whose peak RSS `e2e` reads (run by `e2e` in a process of its own).
     #[command(hide = true)]
     E2eChild(ferry_benchmarks::e2e::ChildArgs),
@@ -520,6 +536,7 @@ async fn main() -> ExitCode {
         Command::DryRun(args) => exit_code(ferry_benchmarks::dryrun::run(args).await),
         Command::Stage(args) => exit_code(ferry_benchmarks::stage::run(args).await),
         Command::Validate(args) => exit_code(ferry_benchmarks::validate::run(args).await),
+        Command::ScaleOut(args) => exit_code(ferry_benchmarks::scaleout::run(args).await),
         Command::E2eChild(args) => match ferry_benchmarks::e2e::child(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -541,6 +558,9 @@ async fn main() -> ExitCode {
             let config = ferry_connectors::cassandra::CassandraConfig::new(vec![cassandra]);
             let result = async {
                 let session = ferry_connectors::cassandra::connect(&config).await?;
+                if let Some(cql) = shape.create_types_cql(keyspace) {
+                    session.query_unpaged(cql, ()).await?;
+                }
                 session
                     .query_unpaged(shape.create_table_cql(keyspace, name), ())
                     .await?;
@@ -590,7 +610,15 @@ mod tests {
             let json = args.out.join(format!("{}.json", scenario.name()));
             let mut argv = scenario_argv(scenario, &args, &json, true);
             // The scenarios that read FERRY_POSTGRES_URL get it from the command line here.
-            if matches!(scenario, Scenario::Load | Scenario::E2e | Scenario::Latency) {
+            if matches!(
+                scenario,
+                Scenario::Load
+                    | Scenario::E2e
+                    | Scenario::Latency
+                    | Scenario::DryRun
+                    | Scenario::Stage
+                    | Scenario::ScaleOut
+            ) {
                 argv.extend(["--url".into(), "postgresql://u@127.0.0.1:5432/db".into()]);
             }
             let parsed = Cli::try_parse_from(&argv)
@@ -605,6 +633,9 @@ mod tests {
                     (a.rows, a.runs, a.json, a.reuse)
                 }
                 Command::Latency(a) => (a.rows, a.runs, a.json, a.reuse),
+                Command::DryRun(a) => (a.rows, a.runs, a.json, a.reuse),
+                Command::Stage(a) => (a.rows, a.runs, a.json, a.reuse),
+                Command::ScaleOut(a) => (a.rows, a.runs, a.json, a.reuse),
                 other => panic!("{scenario:?} parsed as {other:?}"),
             };
             assert_eq!((rows, runs), (500_000, 5), "{scenario:?}");

@@ -187,17 +187,14 @@ pub async fn plan_table(
         .splits(client, session, &keyspace, &name, local_dc, planned)
         .await?;
     let planned = plan_source(config, table, session, source, splits).await?;
-    plan_target(
-        config,
-        table,
-        client,
-        planned.frame,
-        &planned.transform,
-        planned.task_ctx,
-        planned.splits,
-        planned.counters,
-    )
-    .await
+    let rows = TransformedRows {
+        frame: planned.frame,
+        transform: planned.transform,
+        task_ctx: planned.task_ctx,
+        splits: planned.splits,
+        counters: planned.counters,
+    };
+    plan_target(config, table, client, rows).await
 }
 
 /// Plans `table` from staged data: partition k reads staged split k, then the transform (none
@@ -224,23 +221,13 @@ pub async fn plan_staged_table(
         })
         .collect();
     checkpoints.staged_splits(client, &units).await?;
-    let planned = plan_staged_source(config, table, staged).await?;
-    plan_target(
-        config,
-        table,
-        client,
-        planned.frame,
-        &planned.transform,
-        planned.task_ctx,
-        planned.splits,
-        planned.counters,
-    )
-    .await
+    let rows = plan_staged_source(config, table, staged).await?;
+    plan_target(config, table, client, rows).await
 }
 
-/// Staged rows through the transform a load applies to them.
+/// Rows planned through their transform (partition k = split k), ready for the target side.
 #[derive(Debug)]
-pub struct StagedSourcePlan {
+pub struct TransformedRows {
     pub frame: DataFrame,
     /// The transform the load applies, to point errors into it.
     pub transform: Transform,
@@ -255,14 +242,14 @@ pub async fn plan_staged_source(
     config: &Config,
     table: &TableConfig,
     staged: Arc<StagedTable>,
-) -> Result<StagedSourcePlan> {
+) -> Result<TransformedRows> {
     let k = staged.splits();
     let counters = staged.counters();
     let transform = load_transform(config, table, staged.manifest())?;
     let ctx = session_context(k);
     ctx.register_table(SOURCE_TABLE, staged)?;
     let frame = transform.plan(&ctx).await?;
-    Ok(StagedSourcePlan {
+    Ok(TransformedRows {
         frame,
         transform,
         task_ctx: ctx.task_ctx(),
@@ -302,19 +289,22 @@ pub fn load_transform(
     }
 }
 
-/// The target side of a table whose rows are `frame` (partition k = split k): checks the target
+/// The target side of a table whose rows are `rows`: checks the target
 /// and the write mode, builds the COPY encoder, and the physical plan whose partition k is unit
 /// k, or one unit when the transform regroups rows across splits.
 async fn plan_target(
     config: &Config,
     table: &TableConfig,
     client: &Client,
-    frame: DataFrame,
-    transform: &Transform,
-    task_ctx: Arc<TaskContext>,
-    k: usize,
-    counters: Arc<ScanCounters>,
+    rows: TransformedRows,
 ) -> Result<TablePlan> {
+    let TransformedRows {
+        frame,
+        transform,
+        task_ctx,
+        splits: k,
+        counters,
+    } = rows;
     let (target_schema, target_name) = table.target_parts(&config.target.schema);
     let target = TargetTable::load(client, target_schema, target_name).await?;
     let mode = table.mode(&config.run);
@@ -323,7 +313,7 @@ async fn plan_target(
     }
     let output: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let encoder = CopyEncoder::try_new(&output, &target)
-        .map_err(|e| point_into_transform(transform, &output, e))?;
+        .map_err(|e| point_into_transform(&transform, &output, e))?;
 
     let mut plan = frame.create_physical_plan().await?;
     let split_aligned = plan.output_partitioning().partition_count() == k;

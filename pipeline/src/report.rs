@@ -79,6 +79,12 @@ pub struct TableReport {
     pub empty_values: u64,
     /// Work units retried after a retriable error.
     pub unit_retries: u64,
+    /// This attempt's workers' time on their units, added up: claiming (not waiting for) a
+    /// unit, running and committing it, dropping its lease.
+    pub units_s: f64,
+    /// Of `units_s`, the time in lease statements (claim, the confirmation in the unit's
+    /// transaction, drop): what coordinating workers through the run state costs.
+    pub lease_s: f64,
     /// COPY bytes sent.
     pub copy_bytes: u64,
     /// Parquet bytes written (`dump`).

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_connectors::cassandra;
@@ -253,11 +253,14 @@ async fn migrate_table(
             run: Arc::clone(run),
             table: Arc::clone(&live),
             leases: Arc::clone(leases),
+            busy_ns: AtomicU64::new(0),
         };
+        let lease_spent = leases.spent();
         let result = run_units(config, &plan, &checkpoints, placement, client, progress).await;
         live.finish();
         let (result, done) = result;
         report = done;
+        report.lease_s = (leases.spent() - lease_spent).as_secs_f64();
         // Other workers of the run may have committed units too: count them all.
         let state = placement.connect().await?;
         report.units_done = checkpoints.committed(&state).await?.len() as u64;
@@ -287,6 +290,15 @@ struct Progress {
     table: Arc<TableProgress>,
     /// Where units are claimed.
     leases: Arc<Leases>,
+    /// The workers' time on units, in nanoseconds (see [`TableReport::units_s`]).
+    busy_ns: AtomicU64,
+}
+
+impl Progress {
+    fn busy(&self, since: Instant) {
+        self.busy_ns
+            .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
 }
 
 /// Runs the pending units of `progress` over M workers; returns how it ended and the table's
@@ -332,6 +344,7 @@ async fn run_units(
         );
     }
     let mut report = std::mem::take(&mut *progress.report.lock().await);
+    report.units_s = Duration::from_nanos(progress.busy_ns.load(Ordering::Relaxed)).as_secs_f64();
     report.source_rows = plan.counters.rows.load(Ordering::Relaxed);
     report.empty_values = plan.counters.empty_values.load(Ordering::Relaxed);
     let result = results
@@ -365,6 +378,7 @@ async fn worker(
         let Some(unit) = claim(config, plan, checkpoints, &mut client, progress).await? else {
             return Ok(());
         };
+        let started = Instant::now();
         let outcome =
             run_unit_with_retries(config, plan, checkpoints, unit, &mut client, progress).await;
         let outcome = match outcome {
@@ -391,6 +405,7 @@ async fn worker(
         if let Ok(c) = client.client().await {
             leases.drop_unit(c, key, unit, false).await;
         }
+        progress.busy(started);
         tracing::info!(
             table = %plan.source,
             split = unit,
@@ -435,14 +450,17 @@ async fn claim(
     progress: &Progress,
 ) -> Result<Option<usize>> {
     let key = checkpoints.key();
+    // Often enough that a worker whose last units other workers are finishing leaves soon after
+    // they commit (one cheap query per poll), and sees an expired lease well within its term.
     let poll = Duration::from_secs(config.run.lease_s)
         .div_f64(6.0)
-        .min(Duration::from_secs(2));
+        .min(Duration::from_millis(250));
     let mut attempt = 1;
     loop {
         if progress.run.stopped() || progress.failed.load(Ordering::SeqCst) {
             return Ok(None);
         }
+        let started = Instant::now();
         let result = async {
             let c = client.client().await?;
             if let Some(unit) = progress.leases.claim(c, key).await? {
@@ -457,6 +475,7 @@ async fn claim(
             })
         }
         .await;
+        progress.busy(started);
         match result {
             Ok(Some(claimed)) => return Ok(claimed),
             Ok(None) => tokio::time::sleep(poll).await,

@@ -361,3 +361,71 @@ async fn a_partition_key_filter_reads_only_that_partition() {
     wanted.sort();
     assert_eq!(actual, wanted);
 }
+
+/// The benchmark generator's narrow, wide (40 columns) and collections (lists, sets, maps, UDTs)
+/// shapes migrate into tables `create_tables` makes, every row written and none rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_shapes_migrate_exactly() {
+    const ROWS: u64 = 3_000;
+    let session = support::cassandra().await;
+    let client = support::postgres().await;
+    support::keyspace(&session, KEYSPACE).await;
+    for shape in [Shape::Narrow, Shape::Wide, Shape::Collections] {
+        let table = format!("shape_{}", shape.name());
+        let target = format!("e2e_shape_{}", shape.name());
+        support::cql(
+            &session,
+            &format!("DROP TABLE IF EXISTS {KEYSPACE}.{table}"),
+        )
+        .await;
+        if let Some(cql) = shape.create_types_cql(KEYSPACE) {
+            support::cql(&session, &cql).await;
+        }
+        support::cql(&session, &shape.create_table_cql(KEYSPACE, &table)).await;
+        datagen::generate(&session, shape, KEYSPACE, &table, ROWS, 5)
+            .await
+            .expect("generate the shape");
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS public.{target}"))
+            .await
+            .expect("drop the target");
+        let dir = support::scratch_dir(&format!("shape_{}", shape.name()));
+        let config = support::write_config(
+            &dir,
+            "connections = 2\nsplits = 8\ncreate_tables = true",
+            &format!("[[table]]\nsource = \"{KEYSPACE}.{table}\"\ntarget = \"{target}\""),
+        );
+        let report = dir.join("report.json");
+        let out = support::ferry(&[
+            "migrate",
+            "-c",
+            config.to_str().expect("utf-8 path"),
+            "--report",
+            report.to_str().expect("utf-8 path"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            shape.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let t = &support::read_report(&report)["tables"][0];
+        assert_eq!(t["rows_written"], ROWS, "{}: {t}", shape.name());
+        assert_eq!(t["rows_rejected"], 0, "{}: {t}", shape.name());
+        let count: i64 = client
+            .query_one(&format!("SELECT count(*) FROM public.{target}"), &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(count as u64, ROWS, "{}", shape.name());
+        let columns: i64 = client
+            .query_one(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = $1",
+                &[&target],
+            )
+            .await
+            .expect("columns")
+            .get(0);
+        assert_eq!(columns as usize, shape.columns().len(), "{}", shape.name());
+    }
+}

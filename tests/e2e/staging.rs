@@ -192,6 +192,46 @@ async fn half_a_million_rows_through_local_disk_and_s3_exactly() {
         let rows = support::json_lines(&String::from_utf8_lossy(&out.stdout));
         assert_eq!(rows[0]["n"], ROWS);
         assert_eq!(rows[0]["ids"], ROWS);
+
+        // A dry run over the staged rows reads them all and writes nothing; a 25% sample reads
+        // 4 of the 16 staged splits and scales its figures up to the whole table.
+        let report = dir.join("dry-run.json");
+        for (sample, splits) in [(None, 16), (Some("25"), 4)] {
+            let mut args = vec!["dry-run", "-c", path_str(&config), "--from", &to];
+            args.extend(["--report", path_str(&report)]);
+            if let Some(pct) = sample {
+                args.extend(["--sample", pct]);
+            }
+            let out = support::ferry(&args);
+            assert!(
+                out.status.success(),
+                "dry-run --from {to}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let r = support::read_report(&report);
+            let t = &r["tables"][0];
+            assert_eq!(t["splits_total"], 16, "{t}");
+            assert_eq!(t["splits_read"], splits, "{t}");
+            assert_eq!(t["rejects"]["total"], 0, "{t}");
+            let estimated = t["estimated_rows"].as_u64().expect("estimated_rows");
+            if sample.is_none() {
+                assert_eq!(t["rows_read"], ROWS, "{t}");
+                assert_eq!(estimated, ROWS, "{t}");
+            } else {
+                let read = t["rows_read"].as_u64().expect("rows_read");
+                assert!(read > 0 && read < ROWS / 2, "{t}");
+                let off = estimated.abs_diff(ROWS) as f64 / ROWS as f64;
+                assert!(
+                    off < 0.15,
+                    "a 25% sample estimates {estimated} rows of {ROWS}"
+                );
+            }
+        }
+        assert_eq!(
+            target_hash(&client, target).await,
+            source,
+            "the dry runs left {target} as the load wrote it"
+        );
     }
     let manifest = manifest_at(&local.join(format!("{KEYSPACE}.staged_big")));
     assert!(manifest.complete);

@@ -159,6 +159,18 @@ impl StagedTable {
         &self.location
     }
 
+    /// The same table with only the splits `picked` (in that order) as its partitions: partition
+    /// i reads staged split `picked[i]`. A sample for a dry run; the files were checked on open.
+    pub fn sample(&self, picked: &[usize]) -> Self {
+        Self {
+            location: self.location.clone(),
+            manifest: Arc::clone(&self.manifest),
+            schema: Arc::clone(&self.schema),
+            splits: Arc::new(picked.iter().map(|&k| self.splits[k].clone()).collect()),
+            counters: Arc::default(),
+        }
+    }
+
     /// The number of splits (partitions).
     pub fn splits(&self) -> usize {
         self.splits.len()

@@ -34,6 +34,7 @@ use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use ferry_connectors::ConnectorError;
 use ferry_connectors::cassandra::{self, ScanCounters, plan_splits};
+use ferry_connectors::staging::{StagedTable, StagingLocation};
 use ferry_connectors::yugabyte::encoder::{COPY_HEADER, COPY_TRAILER};
 use ferry_connectors::yugabyte::{self, Reject, ServerInfo, TargetTable, YugabyteConfig};
 use ferry_sql::ddl::{Dialect, PrimaryKey};
@@ -44,9 +45,10 @@ use tokio_postgres::Client;
 
 use crate::config::{Config, TableConfig, WriteMode};
 use crate::error::{PipelineError, Result};
-use crate::plan::{expand_tables, load_source, plan_source};
+use crate::plan::{expand_tables, load_source, plan_source, plan_staged_source};
 use crate::report::{REJECT_SAMPLES, Status, UnitSemantics};
-use crate::schema::primary_key;
+use crate::schema::{primary_key, staged_primary_key};
+use crate::stage::{expand_staged_tables, open_staged_tables};
 pub use predict::{CheckedAgainst, TargetCheck};
 pub use profile::{ColumnProfile, PartitionSize};
 use profile::{ColumnProfiler, PartitionRuns, format_rows};
@@ -92,6 +94,15 @@ pub struct DryRunOptions {
     /// size are then scaled up. `None` reads everything.
     pub sample_percent: Option<f64>,
     pub settings: DryRunConfig,
+    /// Read the tables staged here (`ferry dump`) instead of Cassandra.
+    pub from: Option<StagingLocation>,
+}
+
+/// Where a dry run reads its rows.
+enum DrySource {
+    Cassandra(Arc<Session>),
+    /// Every table's staged data, opened and checked before any table is read.
+    Staged(BTreeMap<String, Arc<StagedTable>>),
 }
 
 /// A whole dry run's report.
@@ -300,8 +311,17 @@ pub async fn dry_run(config: &Config, options: &DryRunOptions) -> DryRunReport {
     let mut tables = Vec::new();
     let mut target = TargetInfo::default();
     let result = async {
-        let session = cassandra::connect(&config.source).await?;
-        expand_tables(&mut config, &session).await?;
+        let source = match &options.from {
+            None => {
+                let session = cassandra::connect(&config.source).await?;
+                expand_tables(&mut config, &session).await?;
+                DrySource::Cassandra(session)
+            }
+            Some(location) => {
+                expand_staged_tables(&mut config, location).await?;
+                DrySource::Staged(open_staged_tables(&config, location).await?)
+            }
+        };
         // A target that cannot be reached still leaves the generated DDL to predict against.
         let client = match yugabyte::connect(&config.target).await {
             Ok(client) => Some(client),
@@ -322,7 +342,7 @@ pub async fn dry_run(config: &Config, options: &DryRunOptions) -> DryRunReport {
                 dry_run_table(
                     &config,
                     table,
-                    &session,
+                    &source,
                     client.as_ref(),
                     server.as_ref(),
                     options,
@@ -356,7 +376,7 @@ pub async fn dry_run(config: &Config, options: &DryRunOptions) -> DryRunReport {
 async fn dry_run_table(
     config: &Config,
     table: &TableConfig,
-    session: &Arc<Session>,
+    source: &DrySource,
     client: Option<&Client>,
     server: Option<&ServerInfo>,
     options: &DryRunOptions,
@@ -373,7 +393,7 @@ async fn dry_run_table(
         ..Default::default()
     };
     if let Err(e) =
-        dry_run_table_into(config, table, session, client, server, options, &mut out).await
+        dry_run_table_into(config, table, source, client, server, options, &mut out).await
     {
         tracing::error!(table = %table.source, error = %e, "dry run of the table failed");
         out.error = Some(e.to_string());
@@ -385,29 +405,52 @@ async fn dry_run_table(
 async fn dry_run_table_into(
     config: &Config,
     table: &TableConfig,
-    session: &Arc<Session>,
+    source: &DrySource,
     client: Option<&Client>,
     server: Option<&ServerInfo>,
     options: &DryRunOptions,
     out: &mut TableDryRun,
 ) -> Result<()> {
-    let source = load_source(table, session).await?;
-    let key = primary_key(&source);
-    let count = table.splits.unwrap_or(config.run.splits);
-    let local_dc = config.source.local_dc.as_deref();
-    let all = plan_splits(session, &source.keyspace, &source.table, count, local_dc).await?;
-    let splits_total = all.len();
-    let picked = sample_splits(splits_total, options.sample_percent);
-    let sampled: Vec<_> = picked.iter().map(|&i| all[i].clone()).collect();
-    let planned = plan_source(config, table, session, source, sampled).await?;
-    let planned = PlannedSource {
-        label: table.source.clone(),
-        frame: planned.frame,
-        task_ctx: planned.task_ctx,
-        splits: picked,
-        splits_total,
-        primary_key: key,
-        counters: Some(planned.counters),
+    let planned = match source {
+        DrySource::Cassandra(session) => {
+            let source = load_source(table, session).await?;
+            let key = primary_key(&source);
+            let count = table.splits.unwrap_or(config.run.splits);
+            let local_dc = config.source.local_dc.as_deref();
+            let all =
+                plan_splits(session, &source.keyspace, &source.table, count, local_dc).await?;
+            let splits_total = all.len();
+            let picked = sample_splits(splits_total, options.sample_percent);
+            let sampled: Vec<_> = picked.iter().map(|&i| all[i].clone()).collect();
+            let planned = plan_source(config, table, session, source, sampled).await?;
+            PlannedSource {
+                label: table.source.clone(),
+                frame: planned.frame,
+                task_ctx: planned.task_ctx,
+                splits: picked,
+                splits_total,
+                primary_key: key,
+                counters: Some(planned.counters),
+            }
+        }
+        DrySource::Staged(staged) => {
+            let staged = staged
+                .get(&table.source)
+                .ok_or_else(|| PipelineError::Worker(format!("{} was not opened", table.source)))?;
+            let splits_total = staged.splits();
+            let picked = sample_splits(splits_total, options.sample_percent);
+            let planned =
+                plan_staged_source(config, table, Arc::new(staged.sample(&picked))).await?;
+            PlannedSource {
+                label: table.source.clone(),
+                frame: planned.frame,
+                task_ctx: planned.task_ctx,
+                splits: picked,
+                splits_total,
+                primary_key: staged_primary_key(staged.manifest()),
+                counters: Some(planned.counters),
+            }
+        }
     };
 
     let (schema, name) = table.target_parts(&config.target.schema);
