@@ -236,10 +236,11 @@ enum Scenario {
     DryRun,
     Stage,
     ScaleOut,
+    Validate,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 8] = [
+    const ALL: [Scenario; 9] = [
         Scenario::Scan,
         Scenario::Encode,
         Scenario::Load,
@@ -248,6 +249,7 @@ impl Scenario {
         Scenario::DryRun,
         Scenario::Stage,
         Scenario::ScaleOut,
+        Scenario::Validate,
     ];
 
     fn name(self) -> &'static str {
@@ -260,6 +262,7 @@ impl Scenario {
             Scenario::DryRun => "dry-run",
             Scenario::Stage => "stage",
             Scenario::ScaleOut => "scale-out",
+            Scenario::Validate => "validate",
         }
     }
 
@@ -273,6 +276,7 @@ impl Scenario {
                 | Scenario::DryRun
                 | Scenario::Stage
                 | Scenario::ScaleOut
+                | Scenario::Validate
         )
     }
 }
@@ -340,6 +344,7 @@ async fn all(args: AllArgs) -> Result<(), BoxError> {
                 Command::DryRun(a) => ferry_benchmarks::dryrun::run(a).await,
                 Command::Stage(a) => ferry_benchmarks::stage::run(a).await,
                 Command::ScaleOut(a) => ferry_benchmarks::scaleout::run(a).await,
+                Command::Validate(a) => ferry_benchmarks::validate::run(a).await,
                 other => Err(format!("`all` does not run {other:?}").into()),
             },
             Err(e) => Err(e.to_string().into()),
@@ -618,6 +623,7 @@ mod tests {
                     | Scenario::DryRun
                     | Scenario::Stage
                     | Scenario::ScaleOut
+                    | Scenario::Validate
             ) {
                 argv.extend(["--url".into(), "postgresql://u@127.0.0.1:5432/db".into()]);
             }
@@ -636,6 +642,7 @@ mod tests {
                 Command::DryRun(a) => (a.rows, a.runs, a.json, a.reuse),
                 Command::Stage(a) => (a.rows, a.runs, a.json, a.reuse),
                 Command::ScaleOut(a) => (a.rows, a.runs, a.json, a.reuse),
+                Command::Validate(a) => (a.rows, a.runs, a.json, a.reuse),
                 other => panic!("{scenario:?} parsed as {other:?}"),
             };
             assert_eq!((rows, runs), (500_000, 5), "{scenario:?}");
