@@ -36,24 +36,8 @@ enum Command {
         /// The config file (ferry.toml).
         #[arg(short, long)]
         config: PathBuf,
-        /// Write a JSON report here.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// The run to start or resume (overrides `run.id`); units it committed are skipped.
-        #[arg(long)]
-        run_id: Option<String>,
-        /// Start over: empty every target table of the config and forget the run's progress,
-        /// then load everything. Asks first on a terminal.
-        #[arg(long)]
-        restart: bool,
-        /// Do not ask before `--restart` empties the target tables.
-        #[arg(long, requires = "restart")]
-        yes: bool,
-        /// How progress is shown: bars on a terminal, log lines otherwise (`auto`).
-        #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-        progress: ProgressMode,
         #[command(flatten)]
-        worker: WorkerArgs,
+        run: RunArgs,
     },
     /// Stage every configured table as Parquet files plus a manifest at a URL (a path, file://,
     /// s3://, gs://, az://), split by split, through its transform unless --raw. Running it again
@@ -88,24 +72,8 @@ enum Command {
         /// Where the tables are staged (overrides `staging.url`).
         #[arg(long, value_name = "URL")]
         from: Option<String>,
-        /// Write a JSON report here.
-        #[arg(long)]
-        report: Option<PathBuf>,
-        /// The run to start or resume (overrides `run.id`); units it committed are skipped.
-        #[arg(long)]
-        run_id: Option<String>,
-        /// Start over: empty every target table of the config and forget the run's progress,
-        /// then load everything. Asks first on a terminal.
-        #[arg(long)]
-        restart: bool,
-        /// Do not ask before `--restart` empties the target tables.
-        #[arg(long, requires = "restart")]
-        yes: bool,
-        /// How progress is shown: bars on a terminal, log lines otherwise (`auto`).
-        #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-        progress: ProgressMode,
         #[command(flatten)]
-        worker: WorkerArgs,
+        run: RunArgs,
     },
     /// Show where a run stands: per table the units done, rows, rejects, rate and ETA, read from
     /// the run state in the target database (Cassandra is not needed).
@@ -258,9 +226,15 @@ const EXIT_INTERRUPTED: u8 = 130;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let bars = match cli.command {
-        Command::Migrate { progress, .. }
+        Command::Migrate {
+            run: RunArgs { progress, .. },
+            ..
+        }
         | Command::Dump { progress, .. }
-        | Command::Load { progress, .. } => match progress {
+        | Command::Load {
+            run: RunArgs { progress, .. },
+            ..
+        } => match progress {
             ProgressMode::Bars => true,
             ProgressMode::Log => false,
             ProgressMode::Auto => std::io::stderr().is_terminal(),
@@ -414,15 +388,7 @@ fn confirm_restart(config: &Config) -> Result<(), String> {
 
 async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
     match cli.command {
-        Command::Migrate {
-            config,
-            report,
-            run_id,
-            restart,
-            yes,
-            progress: _,
-            worker,
-        } => {
+        Command::Migrate { config, run } => {
             let mut config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -430,19 +396,8 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
                     return ExitCode::from(EXIT_INVALID);
                 }
             };
-            if let Some(id) = run_id {
-                config.run.id = id;
-            }
-            if restart
-                && !yes
-                && let Err(e) = confirm_restart(&config)
-            {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_INVALID);
-            }
-            config.run.restart = restart;
-            config.run.worker = match worker.identity() {
-                Ok(w) => w,
+            let report = match run.apply(&mut config) {
+                Ok(report) => report,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(EXIT_INVALID);
@@ -485,28 +440,9 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             display.finish().await;
             finish(&result, report.as_deref())
         }
-        Command::Load {
-            config,
-            from,
-            report,
-            run_id,
-            restart,
-            yes,
-            progress: _,
-            worker,
-        } => {
+        Command::Load { config, from, run } => {
             let mut config = match Config::load(&config) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
-            if let Some(id) = run_id {
-                config.run.id = id;
-            }
-            config.run.worker = match worker.identity() {
-                Ok(w) => w,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(EXIT_INVALID);
@@ -519,14 +455,13 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
                     return ExitCode::from(EXIT_INVALID);
                 }
             };
-            if restart
-                && !yes
-                && let Err(e) = confirm_restart(&config)
-            {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_INVALID);
-            }
-            config.run.restart = restart;
+            let report = match run.apply(&mut config) {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
             let progress = Arc::new(RunProgress::default());
             stop_on_signals(Arc::clone(&progress));
             let display = DisplayTask::spawn(Arc::clone(&progress), display_of(multi));
@@ -877,6 +812,45 @@ fn display_of(multi: Option<MultiProgress>) -> Display {
     match multi {
         Some(multi) => Display::Bars(multi),
         None => Display::Log(PROGRESS_LOG_INTERVAL),
+    }
+}
+
+/// The options of a run that loads the target (`migrate`, `load`).
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Write a JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// The run to start or resume (overrides `run.id`); units it committed are skipped.
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Start over: empty every target table of the config and forget the run's progress, then
+    /// load everything. Asks first on a terminal.
+    #[arg(long)]
+    restart: bool,
+    /// Do not ask before `--restart` empties the target tables.
+    #[arg(long, requires = "restart")]
+    yes: bool,
+    /// How progress is shown: bars on a terminal, log lines otherwise (`auto`).
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+impl RunArgs {
+    /// Puts the run id, `--restart` (confirmed on a terminal unless `--yes`) and the worker's
+    /// identity into `config`; returns where the report goes.
+    fn apply(self, config: &mut Config) -> Result<Option<PathBuf>, String> {
+        if let Some(id) = self.run_id {
+            config.run.id = id;
+        }
+        config.run.worker = self.worker.identity()?;
+        if self.restart && !self.yes {
+            confirm_restart(config)?;
+        }
+        config.run.restart = self.restart;
+        Ok(self.report)
     }
 }
 
