@@ -19,6 +19,8 @@ BIN="$STATE/bin"
 CASS_DIR="$STATE/cassandra"
 CASS_SERIES="${FERRY_CASSANDRA_SERIES:-5.0}"          # newest ${CASS_SERIES}.x from Maven Central
 CASS_WAIT="${FERRY_CASSANDRA_WAIT:-180}"
+CASS_QUARANTINE_S=65
+CASS_RETRY_S=30
 PG_WAIT="${FERRY_PG_WAIT:-60}"
 MOTO_PORT=54340
 PG_BASE_PORT=54320
@@ -36,6 +38,10 @@ fail_service() {
   {
     printf '[services] ERROR: %s failed: %s\n' "$name" "$msg"
     printf '[services] log: %s\n' "$logfile"
+    if [[ -f "$logfile" ]] && grep -qE '^(ERROR|WARN) |Exception' "$logfile"; then
+      printf '[services] ---- first errors in %s ----\n' "$logfile"
+      grep -E '^ERROR |Exception( \(|:)' "$logfile" | grep -v 'LEAK DETECTED' | head -n 8 | cut -c1-400
+    fi
     if [[ -f "$logfile" ]]; then
       printf '[services] ---- last 30 lines of %s ----\n' "$logfile"
       tail -n 30 "$logfile" | cut -c1-400
@@ -275,6 +281,7 @@ cass_ip()       { echo "127.0.0.$1"; }
 cass_jmx()      { echo $((7099 + 100 * $1)); }
 cass_node_dir() { echo "$CASS_DIR/node$1"; }
 cass_pidfile()  { echo "$RUN/cassandra-node$1.pid"; }
+cass_forgotten() { echo "$RUN/cassandra-node$1.forgotten"; }
 cass_log()      { echo "$LOGS/cassandra-node$1.log"; }
 cass_marker()   { echo "-Dferry.service=cassandra-node$1"; }
 
@@ -463,8 +470,33 @@ cass_ring_up() {
   ! grep -qE '^(D|U)[LJM] ' <<<"$out" && [[ "$un" -ge "$count" ]]
 }
 
+# Launches node N's JVM (config, TLS certificates and a fresh log first).
+launch_cassandra_node() {
+  local n="$1" home="$2" ip heap logf
+  ip="$(cass_ip "$n")"
+  logf="$(cass_log "$n")"
+  if port_open "$ip" 9042; then
+    die "cassandra node$n: $ip:9042 is already in use by a process this script did not start"
+  fi
+  heap=768M
+  [[ "$n" == 1 ]] && heap=1G
+  [[ "$n" == "$CASS_AUTH_NODE" || "$n" == "$CASS_FAULT_NODE" ]] && heap=512M
+  make_cassandra_tls_certs
+  wait_out_cassandra_quarantine "$n"
+  write_cassandra_conf "$n" "$home"
+  cassandra_jvm_opts "$n" "$home" "$heap"
+  rotate_log "$logf"
+  log "starting cassandra node$n on $ip:9042 (heap $heap, JMX 127.0.0.1:$(cass_jmx "$n"), log $logf) ..."
+  rm -f "$(cass_pidfile "$n")"
+  MAX_HEAP_SIZE="$heap" HEAP_NEWSIZE=200M MALLOC_ARENA_MAX=4 \
+    start_detached "$(cass_pidfile "$n")" "$logf" \
+    java "${JVM_OPTS[@]}" -cp "$(cass_node_dir "$n")/conf:$home/lib/*" \
+    org.apache.cassandra.service.CassandraDaemon -f ||
+    fail_service "cassandra node$n" "$logf" "process did not start"
+}
+
 start_cassandra_node() {
-  local n="$1" expect_ring="${2:-1}" home pid heap logf ip t0
+  local n="$1" expect_ring="${2:-1}" home pid ip logf t0 attempt=1
   home="$(cassandra_home)"
   ip="$(cass_ip "$n")"
   logf="$(cass_log "$n")"
@@ -481,31 +513,27 @@ start_cassandra_node() {
       log "cassandra node$n found running without pid file (pid $pid), adopting it"
       echo "$pid" >"$(cass_pidfile "$n")"
     else
-      if port_open "$ip" 9042; then
-        die "cassandra node$n: $ip:9042 is already in use by a process this script did not start"
-      fi
-      heap=768M
-      [[ "$n" == 1 ]] && heap=1G
-      [[ "$n" == "$CASS_AUTH_NODE" || "$n" == "$CASS_FAULT_NODE" ]] && heap=512M
-      make_cassandra_tls_certs
-      write_cassandra_conf "$n" "$home"
-      cassandra_jvm_opts "$n" "$home" "$heap"
-      rotate_log "$logf"
-      log "starting cassandra node$n on $ip:9042 (heap $heap, JMX 127.0.0.1:$(cass_jmx "$n"), log $logf) ..."
-      rm -f "$(cass_pidfile "$n")"
-      MAX_HEAP_SIZE="$heap" HEAP_NEWSIZE=200M MALLOC_ARENA_MAX=4 \
-        start_detached "$(cass_pidfile "$n")" "$logf" \
-        java "${JVM_OPTS[@]}" -cp "$(cass_node_dir "$n")/conf:$home/lib/*" \
-        org.apache.cassandra.service.CassandraDaemon -f ||
-        fail_service "cassandra node$n" "$logf" "process did not start"
+      launch_cassandra_node "$n" "$home"
     fi
   fi
   # wait: CQL port, then a cqlsh query
   t0=$SECONDS
   while true; do
     pid="$(cat "$(cass_pidfile "$n")" 2>/dev/null || true)"
-    pid_alive "$pid" "$(cass_marker "$n")" ||
+    if ! pid_alive "$pid" "$(cass_marker "$n")"; then
+      # A joining node that found no seed in gossip gave up at once; the seed may still have
+      # been forgetting an earlier node at this address. Once more, from an empty data dir.
+      if [[ "$n" != 1 && "$attempt" == 1 ]] && grep -q 'Unable to contact any seeds' "$logf"; then
+        log "cassandra node$n could not contact the seed while joining; retrying once from empty data in ${CASS_RETRY_S}s ..."
+        attempt=2
+        rm -rf "$(cass_node_dir "$n")"
+        sleep "$CASS_RETRY_S"
+        launch_cassandra_node "$n" "$home"
+        t0=$SECONDS
+        continue
+      fi
       fail_service "cassandra node$n" "$logf" "process exited during startup"
+    fi
     # shellcheck disable=SC2046 # cass_login prints separate words
     if port_open "$ip" 9042 && cqlsh_ok "$ip" $(cass_login "$n"); then break; fi
     ((SECONDS - t0 < CASS_WAIT)) ||
@@ -537,7 +565,22 @@ forget_extra_cassandra_nodes() {
     timeout 120 "$BIN/nodetool" -h 127.0.0.1 -p "$(cass_jmx 1)" assassinate "$(cass_ip "$n")" >>"$(cass_log 1)" 2>&1 ||
       log "warning: nodetool assassinate $(cass_ip "$n") failed (see $(cass_log 1))"
     rm -rf "$(cass_node_dir "$n")"
+    date +%s >"$(cass_forgotten "$n")"
   done
+}
+
+# The seed ignores an assassinated address's gossip for 2 × ring_delay (60 s), and a node that
+# bootstraps from that address in that window dies with "Unable to contact any seeds": wait it out.
+wait_out_cassandra_quarantine() {
+  local n="$1" since left
+  since="$(cat "$(cass_forgotten "$n")" 2>/dev/null || true)"
+  [[ "$since" =~ ^[0-9]+$ ]] || return 0
+  left=$((since + CASS_QUARANTINE_S - $(date +%s)))
+  if ((left > 0)); then
+    log "cassandra node$n was removed from the ring moments ago; waiting ${left}s for the seed to accept its address again ..."
+    sleep "$left"
+  fi
+  rm -f "$(cass_forgotten "$n")"
 }
 
 stop_cassandra_node() {

@@ -10,7 +10,8 @@
 #
 # Then two phases: everything but the 3-node cluster tests on the default single Cassandra node,
 # then `scripts/services.sh up --cassandra-nodes 3` and the cluster tests (`tests/e2e/cluster.rs`)
-# on their own, since one of them crashes a node. Afterwards the extra nodes are stopped and
+# on their own, since one of them crashes a node. Before the cluster grows, the ferry_* keyspaces
+# of the first phase (and of ferry-bench) are dropped, so the new nodes have nothing to stream. Afterwards the extra nodes are stopped and
 # removed from the ring again (FERRY_KEEP_CLUSTER=1 keeps them).
 #
 # The build goes to $CARGO_TARGET_DIR, by default a cache outside the clone so that fresh clones
@@ -54,9 +55,23 @@ fi
 echo "==> running tests (single Cassandra node)" >&2
 cargo test --workspace --locked -- --skip cluster::
 
+# The cluster tests seed keyspaces of their own. Without the single-node phase's keyspaces
+# (ferry_*: the tests' and ferry-bench's), nodes 2 and 3 join the ring in seconds instead of
+# streaming all of that data while they bootstrap.
+keyspaces=$("$FERRY_CQLSH" 127.0.0.1 9042 --request-timeout=60 \
+  -e "SELECT keyspace_name FROM system_schema.keyspaces" | grep -oE '^ *ferry_[a-z0-9_]+' | tr -d ' ' || true)
+if [ -n "$keyspaces" ]; then
+  echo "==> dropping $(wc -w <<<"$keyspaces") ferry_* keyspace(s) before the cluster grows" >&2
+  drops=""
+  for k in $keyspaces; do drops+="DROP KEYSPACE IF EXISTS \"$k\";"; done
+  "$FERRY_CQLSH" 127.0.0.1 9042 --request-timeout=120 -e "$drops"
+fi
+
 echo "==> starting the 3-node Cassandra cluster (scripts/services.sh up --cassandra-nodes 3)" >&2
 start=$(date +%s)
-eval "$(scripts/services.sh up --cassandra-nodes 3)"
+# Not `eval "$(...)"`: that would hide a failing services.sh behind eval's own exit status.
+env_lines=$(scripts/services.sh up --cassandra-nodes 3)
+eval "$env_lines"
 echo "==> cluster up in $(( $(date +%s) - start ))s; running the cluster tests" >&2
 shrink() {
   if [ "${FERRY_KEEP_CLUSTER:-0}" != 1 ]; then

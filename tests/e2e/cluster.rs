@@ -28,7 +28,9 @@ const SERVICES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh
 /// One cluster test at a time: one of them takes a node away.
 static CLUSTER: Mutex<()> = Mutex::const_new(());
 
-/// A Ferry session once the driver holds connections to all three nodes.
+/// A Ferry session once the driver holds connections to all three nodes and each of them owns
+/// tokens in its ring: a node that has just joined may be connected before its tokens reach the
+/// driver, and splits would then never name it as a replica.
 async fn three_nodes() -> Arc<Session> {
     let session = connect(&CassandraConfig::new(vec![support::cassandra_addr()]))
         .await
@@ -42,13 +44,17 @@ async fn three_nodes() -> Arc<Session> {
         let state = session.get_cluster_state();
         let nodes = state.get_nodes_info();
         let up = nodes.iter().filter(|n| n.is_connected()).count();
-        if nodes.len() >= 3 && up >= 3 {
+        let owners = state.replica_locator().unique_nodes_in_global_ring();
+        let owners_up = owners.iter().filter(|n| n.is_connected()).count();
+        if nodes.len() >= 3 && up >= 3 && owners_up >= 3 {
             return session;
         }
         assert!(
             Instant::now() < deadline,
-            "the driver sees {} node(s), {up} connected; {HINT}",
-            nodes.len()
+            "the driver sees {} node(s), {up} connected, {owners_up} connected owning tokens \
+             ({:?}); {HINT}",
+            nodes.len(),
+            owners.iter().map(|n| n.address).collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
