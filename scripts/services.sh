@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Ferry's local test services: Cassandra 5.0, PostgreSQL (YSQL stand-in), moto S3.
+# Ferry's local test services: Cassandra 5.0, PostgreSQL (YSQL stand-in), moto S3, and with
+# --azure Azurite (Azure Blob Storage, from npm).
 # Plain processes on loopback, state under ${FERRY_SERVICES_DIR:-/var/tmp/ferry-services}.
 #
 #   scripts/services.sh up [--cassandra-nodes N] [--pg-nodes N] [--pg-tls] [--cassandra-auth]
-#                          [--cassandra-fault] [--all]
+#                          [--cassandra-fault] [--azure] [--all]
 #   scripts/services.sh down | status | env
 #   scripts/services.sh cassandra-stop-node N | cassandra-start-node N | cassandra-restart-node N
 #   scripts/services.sh pg-stop-node N|tls    | pg-start-node N|tls
@@ -23,6 +24,13 @@ CASS_QUARANTINE_S=65
 CASS_RETRY_S=30
 PG_WAIT="${FERRY_PG_WAIT:-60}"
 MOTO_PORT=54340
+AZURITE_PORT=54350
+AZURITE_VERSION=3.37.0
+AZURITE_DIR="$STATE/azurite"
+# Azurite's one account and its key, published in Azure's documentation for the emulator.
+AZURITE_ACCOUNT=devstoreaccount1
+AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+AZURITE_CONTAINER=ferry
 PG_BASE_PORT=54320
 PG_TLS_PORT=54330
 VENV="$STATE/venv"
@@ -891,6 +899,93 @@ start_moto() {
   log "moto ready on http://127.0.0.1:$MOTO_PORT ($((SECONDS - t0))s)"
 }
 
+# ---------------------------------------------------------------------------
+# Azurite (Azure Blob Storage emulator, from npm)
+# ---------------------------------------------------------------------------
+AZURITE_MARKER="--blobPort $AZURITE_PORT"
+azurite_pid() {
+  local pid
+  pid="$(cat "$RUN/azurite.pid" 2>/dev/null || true)"
+  if pid_alive "$pid" "$AZURITE_MARKER"; then echo "$pid"; return 0; fi
+  return 1
+}
+
+ensure_azurite_installed() {
+  [[ -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]] && return 0
+  command -v npm >/dev/null || die "npm not found (needed to install Azurite for --azure)"
+  log "installing Azurite $AZURITE_VERSION from npm into $AZURITE_DIR ..."
+  mkdir -p "$AZURITE_DIR"
+  npm install --no-audit --no-fund --loglevel=error --prefix "$AZURITE_DIR" "azurite@$AZURITE_VERSION" \
+    >>"$LOGS/azurite-install.log" 2>&1 ||
+    fail_service azurite "$LOGS/azurite-install.log" "npm install azurite@$AZURITE_VERSION failed"
+}
+
+# Creates container NAME with a Shared Key request (Azurite has no anonymous writes); an existing
+# container is fine.
+azurite_container() {
+  python3 - "http://127.0.0.1:$AZURITE_PORT/$AZURITE_ACCOUNT" "$AZURITE_ACCOUNT" "$AZURITE_KEY" "$1" <<'PY'
+import base64, email.utils, hashlib, hmac, sys, urllib.error, urllib.request
+endpoint, account, key, container = sys.argv[1:5]
+date, version = email.utils.formatdate(usegmt=True), "2021-08-06"
+to_sign = ("PUT" + "\n" * 12 + f"x-ms-date:{date}\nx-ms-version:{version}\n"
+           + f"/{account}/{account}/{container}\nrestype:container")
+signature = hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()
+request = urllib.request.Request(
+    f"{endpoint}/{container}?restype=container", method="PUT",
+    headers={"x-ms-date": date, "x-ms-version": version, "Content-Length": "0",
+             "Authorization": f"SharedKey {account}:{base64.b64encode(signature).decode()}"})
+try:
+    urllib.request.urlopen(request, timeout=10)
+except urllib.error.HTTPError as e:
+    if e.code != 409:  # 409: it exists
+        sys.exit(f"creating container {container}: HTTP {e.code}: {e.read().decode()[:300]}")
+PY
+}
+
+start_azurite() {
+  local pid logf="$LOGS/azurite.log" t0=$SECONDS i
+  ensure_azurite_installed
+  if pid="$(azurite_pid)"; then
+    log "azurite already running (pid $pid, 127.0.0.1:$AZURITE_PORT)"
+  else
+    pid="$(find_by_marker "$AZURITE_MARKER" | head -n1)"
+    if [[ -n "$pid" ]]; then
+      echo "$pid" >"$RUN/azurite.pid"
+    else
+      port_open 127.0.0.1 "$AZURITE_PORT" &&
+        die "azurite: 127.0.0.1:$AZURITE_PORT is already in use by a process this script did not start"
+      rotate_log "$logf"
+      log "starting Azurite (Azure Blob Storage) on 127.0.0.1:$AZURITE_PORT (log $logf) ..."
+      rm -f "$RUN/azurite.pid"
+      mkdir -p "$AZURITE_DIR/data"
+      start_detached "$RUN/azurite.pid" "$logf" "$AZURITE_DIR/node_modules/.bin/azurite-blob" \
+        --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" --location "$AZURITE_DIR/data" \
+        --skipApiVersionCheck --silent ||
+        fail_service azurite "$logf" "process did not start"
+    fi
+  fi
+  for ((i = 0; i < 120; i++)); do
+    pid="$(cat "$RUN/azurite.pid" 2>/dev/null || true)"
+    pid_alive "$pid" "$AZURITE_MARKER" || fail_service azurite "$logf" "process exited during startup"
+    port_open 127.0.0.1 "$AZURITE_PORT" && break
+    sleep 0.5
+  done
+  port_open 127.0.0.1 "$AZURITE_PORT" || fail_service azurite "$logf" "not listening on 127.0.0.1:$AZURITE_PORT"
+  azurite_container "$AZURITE_CONTAINER" >>"$logf" 2>&1 ||
+    fail_service azurite "$logf" "cannot create container $AZURITE_CONTAINER"
+  log "azurite ready on http://127.0.0.1:$AZURITE_PORT/$AZURITE_ACCOUNT, container $AZURITE_CONTAINER ($((SECONDS - t0))s)"
+}
+
+stop_azurite() {
+  local pid
+  if pid="$(azurite_pid)"; then
+    log "stopping azurite (pid $pid) ..."
+    stop_pid "$pid" "$AZURITE_MARKER" azurite 20
+  fi
+  for pid in $(find_by_marker "$AZURITE_MARKER"); do stop_pid "$pid" "$AZURITE_MARKER" azurite 20; done
+  rm -f "$RUN/azurite.pid"
+}
+
 stop_moto() {
   local pid
   if pid="$(moto_pid)"; then
@@ -954,6 +1049,12 @@ print_env() {
     echo "export AWS_SECRET_ACCESS_KEY=test"
     echo "export AWS_REGION=us-east-1"
   fi
+  if azurite_pid >/dev/null; then
+    echo "export FERRY_AZURE_ENDPOINT=http://127.0.0.1:$AZURITE_PORT/$AZURITE_ACCOUNT"
+    echo "export FERRY_AZURE_ACCOUNT=$AZURITE_ACCOUNT"
+    echo "export FERRY_AZURE_KEY='$AZURITE_KEY'"
+    echo "export FERRY_AZURE_CONTAINER=$AZURITE_CONTAINER"
+  fi
 }
 
 print_status() {
@@ -975,6 +1076,8 @@ print_status() {
   done
   if pid="$(moto_pid)"; then state=up; else pid=-; state=down; fi
   printf '%-16s %-8s %-8s %-26s %s\n' moto-s3 "$state" "$pid" "127.0.0.1:$MOTO_PORT" "$LOGS/moto.log"
+  if pid="$(azurite_pid)"; then state=up; else pid=-; state=down; fi
+  printf '%-16s %-8s %-8s %-26s %s\n' azurite "$state" "$pid" "127.0.0.1:$AZURITE_PORT" "$LOGS/azurite.log"
   local home
   home="$(cassandra_home)"
   printf 'state dir: %s   cassandra: %s\n' "$STATE" "${home:+$(cat "$home/VERSION" 2>/dev/null) ($home)}"
@@ -991,6 +1094,7 @@ usage: scripts/services.sh COMMAND [FLAGS]
                           start (idempotent) and print export lines; default: 1 Cassandra, 1 PostgreSQL, moto
                           --cassandra-auth: also a separate 1-node cluster with password auth on 127.0.0.4
                           --cassandra-fault: also a separate 1-node cluster on 127.0.0.5 that fault tests stop
+                          --azure: also Azurite (Azure Blob Storage, npm) on 127.0.0.1:54350, container ferry
   down                    stop everything started here
   status                  what runs where (pid, address, log), then the export lines
   env                     only the export lines: eval "$(scripts/services.sh env)"
@@ -1004,7 +1108,7 @@ EOF
 }
 
 cmd_up() {
-  local cnodes=1 pgnodes=1 pgtls=0 cauth=0 cfault=0
+  local cnodes=1 pgnodes=1 pgtls=0 cauth=0 cfault=0 azure=0
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --cassandra-nodes) cnodes="${2:?}"; shift 2 ;;
@@ -1014,6 +1118,7 @@ cmd_up() {
       --pg-tls) pgtls=1; shift ;;
       --cassandra-auth) cauth=1; shift ;;
       --cassandra-fault) cfault=1; shift ;;
+      --azure) azure=1; shift ;;
       --s3) shift ;; # moto is always on
       --all) cnodes=3; pgnodes=3; pgtls=1; shift ;;
       -h|--help) usage; exit 0 ;;
@@ -1029,6 +1134,7 @@ cmd_up() {
   write_cassandra_tools "$(cassandra_home)"
   ensure_postgres_installed
   start_moto
+  [[ "$azure" == 1 ]] && start_azurite
   local yb=0
   [[ "$pgnodes" -gt 1 ]] && yb=1
   for ((n = 1; n <= pgnodes; n++)); do start_pg_node "$n" "$yb"; done
@@ -1051,6 +1157,7 @@ cmd_down() {
     [[ -n "$PG_BIN" ]] && stop_pg_node "$id"
   done
   stop_moto
+  stop_azurite
   wait
   log "all services stopped"
 }

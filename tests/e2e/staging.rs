@@ -1,6 +1,7 @@
-//! Parquet staging end to end: `ferry dump` to a local directory and to S3 (moto), `ferry load`
-//! into PostgreSQL, checked row for row; dumps and loads killed with SIGKILL and resumed; bad
-//! staged data refused before any row moves; the files read by pyarrow; `ferry query --from`.
+//! Parquet staging end to end: `ferry dump` to a local directory, S3 (moto) and Azure (Azurite),
+//! `ferry load` into PostgreSQL, checked row for row; dumps and loads killed with SIGKILL and
+//! resumed; bad staged data refused before any row moves; the files read by pyarrow; `ferry query
+//! --from`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,26 @@ fn s3_bucket(name: &str) -> String {
 
 /// The `[staging]` section for moto.
 const MOTO: &str = "[staging]\nendpoint = \"${FERRY_S3_ENDPOINT}\"\nallow_http = true\n";
+
+/// A fresh folder in the container of the Azurite of `scripts/services.sh up --azure`; returns
+/// `az://<container>/<name>-<uuid>`.
+fn azure_folder(name: &str) -> String {
+    let container = std::env::var("FERRY_AZURE_CONTAINER").unwrap_or_else(|_| {
+        panic!(
+            "FERRY_AZURE_CONTAINER is not set: the Azure tests use the Azurite of \
+             `scripts/services.sh up --azure` (and `eval \"$(scripts/services.sh env)\"`)"
+        )
+    });
+    format!("az://{container}/{name}-{}", Uuid::new_v4().simple())
+}
+
+/// The `[staging]` section for Azurite: the account, its key and the endpoint, as a user would
+/// point Ferry at any Azure-compatible blob endpoint.
+const AZURITE: &str = "[staging.options]\n\
+                       azure_storage_account_name = \"${FERRY_AZURE_ACCOUNT}\"\n\
+                       azure_storage_account_key = \"${FERRY_AZURE_KEY}\"\n\
+                       azure_storage_endpoint = \"${FERRY_AZURE_ENDPOINT}\"\n\
+                       azure_allow_http = \"true\"\n";
 
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -240,7 +261,7 @@ async fn half_a_million_rows_through_local_disk_and_s3_exactly() {
     assert_eq!(manifest.transform, None);
 }
 
-/// The torture table (every CQL type) dumped to disk and to S3 and loaded into tables `load`
+/// The torture table (every CQL type) dumped to disk, S3 and Azure and loaded into tables `load`
 /// creates itself: each equals the table `migrate` loads from Cassandra, rejects included, and
 /// pyarrow reads the staged files with the types a data engineer expects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,15 +273,16 @@ async fn the_torture_table_through_staging_equals_a_migration() {
     let dir = support::scratch_dir("staging_torture");
     let local = dir.join("staged");
     let bucket = s3_bucket("ferry-staging-torture");
-    let config_for = |target: &str| {
+    let azure = azure_folder("staging-torture");
+    let config_for = |target: &str, staging: &str| {
         support::write_config(
             &dir,
             "connections = 2\nsplits = 4\ncreate_tables = true",
-            &format!("[[table]]\nsource = \"{KS}.everything\"\ntarget = \"{target}\"\n\n{MOTO}"),
+            &format!("[[table]]\nsource = \"{KS}.everything\"\ntarget = \"{target}\"\n\n{staging}"),
         )
     };
     drop_target(&client, "staging_torture_migrated").await;
-    let migrated = support::migrate_ok(&config_for("staging_torture_migrated"));
+    let migrated = support::migrate_ok(&config_for("staging_torture_migrated", ""));
     let reference = pg_digest(&client, "staging_torture_migrated").await;
     let rejected = migrated["tables"][0]["rows_rejected"].clone();
     assert_eq!(
@@ -268,12 +290,13 @@ async fn the_torture_table_through_staging_equals_a_migration() {
         crate::torture::SEEDED_ROWS as u64
     );
 
-    for (to, target) in [
-        (path_str(&local).to_string(), "staging_torture_local"),
-        (bucket.clone(), "staging_torture_s3"),
+    for (to, target, staging) in [
+        (path_str(&local).to_string(), "staging_torture_local", ""),
+        (bucket.clone(), "staging_torture_s3", MOTO),
+        (azure.clone(), "staging_torture_az", AZURITE),
     ] {
         drop_target(&client, target).await;
-        let config = config_for(target);
+        let config = config_for(target, staging);
         ferry_ok("dump", &config, &["--to", &to]);
         let load = ferry_ok("load", &config, &["--from", &to]);
         let t = &load["tables"][0];
