@@ -10,16 +10,15 @@
 //! measured apart, as `dry-run+probe`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use ferry_connectors::cassandra::{self, CassandraTable, SourceTable, SplitCount, plan_splits};
 use ferry_pipeline::Config;
 use ferry_pipeline::dryrun::{DryRunOptions, dry_run};
 use ferry_pipeline::report::Status;
 
-use crate::datagen::{self, BENCH_KEYSPACE, Shape};
+use crate::datagen::Shape;
 use crate::report::{Figure, Pass, ScenarioReport, median, peak_rss_mb};
 use crate::scan;
+use crate::setup::BenchSource;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -119,27 +118,10 @@ async fn dry_run_pass(config: &Config, rows: u64) -> Result<Pass, BoxError> {
 }
 
 pub async fn run(args: DryRunArgs) -> Result<(), BoxError> {
-    let session = cassandra::connect(&cassandra::CassandraConfig::new(vec![
-        args.cassandra.clone(),
-    ]))
-    .await?;
-    let source = datagen::bench_table(&session, Shape::Mixed, args.rows, args.reuse).await?;
-    let qualified = format!("{BENCH_KEYSPACE}.{source}");
-    let splits = plan_splits(
-        &session,
-        BENCH_KEYSPACE,
-        &source,
-        SplitCount::Fixed(args.splits),
-        None,
-    )
-    .await?;
+    let source = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse).await?;
+    let qualified = source.qualified();
     // The splits the dry run plans: the same count over the same ring.
-    let scan_table = CassandraTable::new(
-        Arc::clone(&session),
-        SourceTable::load(&session, BENCH_KEYSPACE, &source).await?,
-        splits,
-        args.page_size,
-    );
+    let scan_table = source.scan(args.splits, args.page_size).await?;
     let plain = config(&args, &qualified, false)?;
     let probed = config(&args, &qualified, true)?;
 
@@ -197,12 +179,6 @@ pub async fn run(args: DryRunArgs) -> Result<(), BoxError> {
         args.runs,
         rayon::current_num_threads()
     ));
-    report.print();
-    for note in &report.notes {
-        println!("  {note}");
-    }
-    if let Some(path) = &args.json {
-        report.write(path)?;
-    }
+    report.publish(args.json.as_deref())?;
     Ok(())
 }

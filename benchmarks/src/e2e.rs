@@ -17,11 +17,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Instant;
 
-use ferry_connectors::cassandra::{self, CassandraTable, SourceTable, SplitCount, plan_splits};
-use ferry_connectors::yugabyte::{CopyEncoder, EncodedBatch, TargetTable};
 use ferry_pipeline::Config;
 use ferry_pipeline::checkpoint::Checkpoints;
 use ferry_pipeline::report::Status;
@@ -32,6 +29,7 @@ use crate::datagen::{self, BENCH_KEYSPACE, Shape};
 use crate::load;
 use crate::report::{Figure, Pass, ScenarioReport, median, peak_rss_mb};
 use crate::scan;
+use crate::setup::{self, BenchSource, Encoded};
 use crate::spark;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -289,24 +287,7 @@ async fn rss_pass(
 /// Runs the scenario.
 pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
     load::check_table_name(&args.table)?;
-    let connections: Vec<usize> = args
-        .connections
-        .iter()
-        .copied()
-        .filter(|&m| m > 0)
-        .collect();
-    let max_m = connections
-        .iter()
-        .copied()
-        .max()
-        .ok_or("--connections is empty")?;
-    if args.splits < max_m {
-        return Err(format!(
-            "--splits {} is less than --connections {max_m}: some connections would have no unit",
-            args.splits
-        )
-        .into());
-    }
+    let (connections, max_m) = setup::connection_counts(&args.connections, Some(args.splits))?;
     args.spark.check(&connections)?;
     // Installing Spark takes minutes the first time: before anything else, so it fails early.
     let spark_versions = if args.spark.enabled() {
@@ -314,12 +295,8 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
     } else {
         Default::default()
     };
-    let session = cassandra::connect(&cassandra::CassandraConfig::new(vec![
-        args.cassandra.clone(),
-    ]))
-    .await?;
-    let source = datagen::bench_table(&session, Shape::Mixed, args.rows, args.reuse).await?;
-    let qualified = format!("{BENCH_KEYSPACE}.{source}");
+    let source = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse).await?;
+    let qualified = source.qualified();
     let config = |m: usize| {
         migrate_config(
             &args.cassandra,
@@ -331,53 +308,15 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
             args.page_size,
         )
     };
-    let admin = load::connect_many(&args.url, 1).await?;
-    let admin = admin.first().ok_or("no admin connection")?;
-    // The target table as `ferry schema --apply` creates it from the Cassandra table.
-    admin
-        .batch_execute(&format!("DROP TABLE IF EXISTS public.{}", args.table))
-        .await?;
-    ferry_pipeline::schema::schema(&config(max_m)?, true).await?;
-
+    let admin = &setup::fresh_target(&args.url, &args.table, &config(max_m)?).await?;
     // The anchors' inputs: the splits the migration plans, and their rows encoded once.
-    let splits = plan_splits(
-        &session,
-        BENCH_KEYSPACE,
-        &source,
-        SplitCount::Fixed(args.splits),
-        None,
-    )
-    .await?;
-    let scan_table = CassandraTable::new(
-        Arc::clone(&session),
-        SourceTable::load(&session, BENCH_KEYSPACE, &source).await?,
-        splits,
-        args.page_size,
-    );
-    eprintln!("reading the table once (the scan's warm-up) and encoding it for load-only");
-    let batches = scan::collect_splits(&scan_table, max_m).await?;
-    let schema = batches
-        .iter()
-        .flatten()
-        .next()
-        .map(|b| b.schema())
-        .ok_or("the source table is empty")?;
-    let target = TargetTable::load(admin, "public", &args.table).await?;
-    let encoder = CopyEncoder::try_new(&schema, &target)?;
-    let units: Vec<Vec<EncodedBatch>> = batches
-        .iter()
-        .map(|split| split.iter().map(|b| encoder.encode(b)).collect())
-        .collect();
-    drop(batches);
-    if let Some(reject) = units.iter().flatten().flat_map(|e| &e.rejects).next() {
-        return Err(format!("the encoder rejected a source row: {reject:?}").into());
-    }
-    let encoded_rows: u64 = units.iter().flatten().map(|e| e.rows as u64).sum();
-    if encoded_rows != args.rows {
-        return Err(format!("the scan read {encoded_rows} rows, expected {}", args.rows).into());
-    }
-    let copy_bytes: u64 = units.iter().flatten().map(|e| e.bytes() as u64).sum();
-    let units = Arc::new(units);
+    let scan_table = source.scan(args.splits, args.page_size).await?;
+    let Encoded {
+        units,
+        encoder,
+        copy_bytes,
+        ..
+    } = setup::encode_once(&scan_table, max_m, admin, &args.table, args.rows).await?;
     let clients = load::connect_many(&args.url, max_m).await?;
 
     eprintln!("warm-up migration at {max_m} connections");
@@ -405,7 +344,7 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
         ferry: vec![Vec::new(); n],
         rss: Vec::new(),
     };
-    let mut setup = Vec::new();
+    let mut session_s = Vec::new();
     let mut spark_runs = Vec::new();
     for run in 0..args.runs.max(1) {
         for (i, &m) in connections.iter().enumerate() {
@@ -432,7 +371,7 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
             let cpu = spark::process_cpu_s();
             let (f, wall) = migrate_pass(&config(m)?, admin, &args.table, args.rows).await?;
             let ferry_cpu_s = spark::process_cpu_s() - cpu;
-            setup.push(wall - f.seconds);
+            session_s.push(wall - f.seconds);
             done("ferry", &f);
             if let (true, Some(reference)) = (args.spark.parallelism.contains(&m), &reference) {
                 let (job, wall_s) = spark::pass(
@@ -472,9 +411,9 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
     let mut rss_tables = Vec::new();
     for &rows in &rss_rows {
         rss_tables.push(if rows == args.rows {
-            source.clone()
+            source.table.clone()
         } else {
-            datagen::bench_table(&session, Shape::Mixed, rows, args.reuse).await?
+            datagen::bench_table(&source.session, Shape::Mixed, rows, args.reuse).await?
         });
     }
     for run in 0..args.runs.max(1) {
@@ -512,7 +451,7 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
         args.splits,
         args.page_size,
         args.runs.max(1),
-        median(&setup)
+        median(&session_s)
     ));
     spark::extend_report(&mut report, &spark_runs, &spark_versions);
     print(&report, &runs);
@@ -708,6 +647,7 @@ fn print(report: &ScenarioReport, runs: &E2eRuns) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_connectors::cassandra::SplitCount;
 
     fn passes(rates: &[f64]) -> Vec<Pass> {
         rates

@@ -5,7 +5,7 @@
 //! the types it infers. Where the two agree on a column's binary format, the field bytes are
 //! compared one by one.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +17,7 @@ use ferry_connectors::yugabyte::{CopyEncoder, PgType, TargetColumn, TargetTable}
 use rayon::prelude::*;
 
 use crate::datagen::mix;
+use crate::report::{Figure, ScenarioReport, median, peak_rss_mb};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -366,4 +367,119 @@ pub fn compare(
         });
     }
     Ok(lines)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EncodeArgs {
+    /// Rows in the benchmark batches.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Table shape.
+    #[arg(long, value_enum, default_value = "mixed")]
+    pub shape: EncodeShape,
+    /// Rows per Arrow batch (DataFusion's default batch size).
+    #[arg(long, default_value_t = 8192)]
+    pub batch_rows: usize,
+    /// Runs of each side; the figures are medians.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Where the Arrow IPC file and pgpq's output go.
+    #[arg(long, default_value = "target/bench-encode")]
+    pub dir: PathBuf,
+    /// Keep the Arrow IPC file (pgpq's output is always removed once compared).
+    #[arg(long)]
+    pub keep: bool,
+    /// The script that runs pgpq (creates its Python venv on first use).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pgpq.sh"))]
+    pub pgpq: PathBuf,
+}
+
+/// Runs the scenario.
+pub fn run(args: EncodeArgs) -> Result<(), BoxError> {
+    std::fs::create_dir_all(&args.dir)?;
+    let shape_name = format!("{:?}", args.shape).to_lowercase();
+    let ipc = args.dir.join(format!("{shape_name}-{}.arrow", args.rows));
+    let dump = args
+        .dir
+        .join(format!("{shape_name}-{}.pgpq.copy", args.rows));
+    eprintln!(
+        "writing {} rows of {shape_name} to {}",
+        args.rows,
+        ipc.display()
+    );
+    write_ipc(args.shape, args.rows, args.batch_rows, &ipc)?;
+    let batches = read_ipc(&ipc)?;
+    let encoder = CopyEncoder::try_new(&args.shape.schema(), &args.shape.target())?;
+
+    // Warm-up of both sides, which also produces the bytes to compare.
+    let ferry_bytes = ferry_stream(&encoder, &batches);
+    let warm = pgpq(&args.pgpq, &ipc, Some(&dump))?;
+    let comparison = compare(
+        args.shape,
+        &ferry_bytes,
+        &std::fs::read(&dump)?,
+        &warm.types,
+    )?;
+    drop(ferry_bytes);
+    let _ = std::fs::remove_file(&dump);
+
+    let (mut single, mut pool, mut py) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pgpq_rss: f64 = warm.peak_rss_mb;
+    for _ in 0..args.runs.max(1) {
+        // Alternate the three, so drift on a shared machine hits all alike.
+        single.push(ferry_single(&encoder, &batches));
+        pool.push(ferry_pool(&encoder, &batches));
+        let run = pgpq(&args.pgpq, &ipc, None)?;
+        pgpq_rss = pgpq_rss.max(run.peak_rss_mb);
+        py.push(Pass {
+            rows: run.rows,
+            bytes: run.bytes,
+            seconds: run.seconds.first().copied().unwrap_or(f64::NAN),
+        });
+    }
+    for (name, passes) in [("ferry-1t", &single), ("ferry", &pool), ("pgpq", &py)] {
+        if let Some(bad) = passes.iter().find(|p| p.rows != args.rows) {
+            return Err(format!("{name} encoded {} rows, expected {}", bad.rows, args.rows).into());
+        }
+    }
+    let figure = |name: &str, passes: &[Pass], rss: f64| Figure::from_passes(name, passes, rss);
+    let mut report = ScenarioReport::new("encode", args.rows);
+    report.versions.insert("pgpq".into(), warm.pgpq.clone());
+    report
+        .versions
+        .insert("pyarrow".into(), warm.pyarrow.clone());
+    report
+        .figures
+        .push(figure("ferry-1t", &single, peak_rss_mb()));
+    report.figures.push(figure("ferry", &pool, peak_rss_mb()));
+    report.figures.push(figure("pgpq", &py, pgpq_rss));
+    let ratio = |ours: &[Pass]| {
+        let r: Vec<f64> = ours
+            .iter()
+            .zip(&py)
+            .map(|(f, p)| p.seconds / f.seconds)
+            .collect();
+        median(&r)
+    };
+    report.ratios.insert("ferry-1t/pgpq".into(), ratio(&single));
+    report.ratios.insert("ferry/pgpq".into(), ratio(&pool));
+    report.notes.push(format!(
+        "shape {shape_name}, {} rows in batches of {}, {} runs each (medians, run by run ratios), \
+         one warm-up pass each; Ferry into the DESIGN.md default types, pgpq into its inferred \
+         types; pgpq timed inside Python around its encode loop only; ferry-1t on one thread, \
+         ferry on the rayon pool ({} threads); Ferry's peak RSS is the whole bench process's",
+        args.rows,
+        args.batch_rows,
+        args.runs,
+        rayon::current_num_threads()
+    ));
+    report.notes.extend(comparison);
+    if !args.keep {
+        let _ = std::fs::remove_file(&ipc);
+    }
+    report.publish(args.json.as_deref())?;
+    Ok(())
 }

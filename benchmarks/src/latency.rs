@@ -17,18 +17,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_connectors::cassandra;
 use ferry_connectors::yugabyte::YugabyteConfig;
 use ferry_pipeline::Config;
 use ferry_pipeline::checkpoint::{self, Checkpoints};
 use futures::future::BoxFuture;
 use tokio_postgres::Client;
 
-use crate::datagen::{self, BENCH_KEYSPACE, Shape};
+use crate::datagen::Shape;
 use crate::e2e::{self, migrate_pass};
 use crate::load;
 use crate::proxy::DelayProxy;
 use crate::report::{Figure, Pass, ScenarioReport, median, peak_rss_mb};
+use crate::setup::{self, BenchSource};
 use crate::spark::{self, SparkArgs};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -353,24 +353,7 @@ fn netem_probe() -> Result<(), String> {
 /// Runs the scenario.
 pub async fn run(args: LatencyArgs) -> Result<(), BoxError> {
     load::check_table_name(&args.table)?;
-    let connections: Vec<usize> = args
-        .connections
-        .iter()
-        .copied()
-        .filter(|&m| m > 0)
-        .collect();
-    let max_m = connections
-        .iter()
-        .copied()
-        .max()
-        .ok_or("--connections is empty")?;
-    if args.splits < max_m {
-        return Err(format!(
-            "--splits {} is less than --connections {max_m}: some connections would have no unit",
-            args.splits
-        )
-        .into());
-    }
+    let (connections, max_m) = setup::connection_counts(&args.connections, Some(args.splits))?;
     args.spark.check(&connections)?;
     // Installing Spark takes minutes the first time: before anything else, so it fails early.
     let spark_versions = if args.spark.enabled() {
@@ -379,28 +362,29 @@ pub async fn run(args: LatencyArgs) -> Result<(), BoxError> {
         Default::default()
     };
     let upstream = upstream(&args.url).await?;
-    let session = cassandra::connect(&cassandra::CassandraConfig::new(vec![
-        args.cassandra.clone(),
-    ]))
-    .await?;
-    let source = datagen::bench_table(&session, Shape::Mixed, args.rows, args.reuse).await?;
-    drop(session);
-    let admin = load::connect_many(&args.url, 1).await?;
-    let admin = admin.first().ok_or("no admin connection")?;
+    let qualified = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse)
+        .await?
+        .qualified();
+    // The target table as `ferry schema --apply` creates it from the Cassandra table.
+    let schema_config = e2e::migrate_config(
+        &args.cassandra,
+        &args.url,
+        &qualified,
+        &args.table,
+        max_m,
+        args.splits,
+        args.page_size,
+    )?;
+    let admin = &setup::fresh_target(&args.url, &args.table, &schema_config).await?;
     let ferry = Ferry {
         cassandra: args.cassandra.clone(),
-        source: format!("{BENCH_KEYSPACE}.{source}"),
+        source: qualified.clone(),
         table: args.table.clone(),
         splits: args.splits,
         page_size: args.page_size,
         rows: args.rows,
         admin: Arc::clone(admin),
     };
-    // The target table as `ferry schema --apply` creates it from the Cassandra table.
-    admin
-        .batch_execute(&format!("DROP TABLE IF EXISTS public.{}", args.table))
-        .await?;
-    ferry_pipeline::schema::schema(&ferry.config(&args.url, max_m)?, true).await?;
 
     let one_way = Duration::from_micros(args.rtt_ms * 500);
     let delayed = DelayProxy::start(upstream, one_way).await?;
@@ -431,7 +415,7 @@ pub async fn run(args: LatencyArgs) -> Result<(), BoxError> {
         let spark = Spark {
             args: args.spark.clone(),
             cassandra: args.cassandra.clone(),
-            source: format!("{BENCH_KEYSPACE}.{source}"),
+            source: qualified.clone(),
             table: args.table.clone(),
             rows: args.rows,
             admin: Arc::clone(admin),

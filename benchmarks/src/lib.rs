@@ -10,6 +10,8 @@
 //! and the load of staged Parquet against scan-only and load-only; [`scaleout`] several workers
 //! on one run against one worker with as many connections, and what unit leases cost.
 
+pub mod all;
+pub mod cli;
 pub mod datagen;
 pub mod dryrun;
 pub mod e2e;
@@ -20,6 +22,7 @@ pub mod proxy;
 pub mod report;
 pub mod scaleout;
 pub mod scan;
+pub mod setup;
 pub mod spark;
 pub mod stage;
 pub mod validate;

@@ -241,17 +241,7 @@ pub async fn ferry_copy(
             })
         })
         .collect();
-    let (mut rows, mut bytes) = (0u64, 0u64);
-    for task in tasks {
-        let (r, b) = task.await??;
-        rows += r;
-        bytes += b;
-    }
-    Ok(Pass {
-        rows,
-        bytes,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    joined(tasks, started).await
 }
 
 /// Load-only with the runner's work queue: `TRUNCATE`, then (timed) `units[k]`, work unit k's
@@ -283,6 +273,15 @@ pub async fn copy_units(
             })
         })
         .collect();
+    joined(tasks, started).await
+}
+
+/// The pass of `tasks` started at `started`: their (rows, bytes) summed, timed until the last
+/// one ends.
+async fn joined(
+    tasks: Vec<tokio::task::JoinHandle<Result<(u64, u64), BoxError>>>,
+    started: Instant,
+) -> Result<Pass, BoxError> {
     let (mut rows, mut bytes) = (0u64, 0u64);
     for task in tasks {
         let (r, b) = task.await??;
@@ -399,17 +398,7 @@ pub async fn run(args: LoadArgs) -> Result<(), BoxError> {
     use crate::report::{Figure, ScenarioReport, median, peak_rss_mb};
     let table = args.table.as_str();
     check_table_name(table)?;
-    let connections: Vec<usize> = args
-        .connections
-        .iter()
-        .copied()
-        .filter(|&m| m > 0)
-        .collect();
-    let max_m = connections
-        .iter()
-        .copied()
-        .max()
-        .ok_or("--connections is empty")?;
+    let (connections, max_m) = crate::setup::connection_counts(&args.connections, None)?;
     let admin = connect_many(args.admin_url.as_deref().unwrap_or(&args.url), 1).await?;
     let admin = admin.first().ok_or("no admin connection")?;
     create_table(admin, table, !args.no_primary_key).await?;
@@ -507,10 +496,7 @@ pub async fn run(args: LoadArgs) -> Result<(), BoxError> {
         args.runs,
         file_bytes
     ));
-    report.print();
-    if let Some(path) = &args.json {
-        report.write(path)?;
-    }
+    report.publish(args.json.as_deref())?;
     Ok(())
 }
 

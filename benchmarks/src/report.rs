@@ -134,6 +134,18 @@ impl ScenarioReport {
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(self)?)
     }
+
+    /// Prints the table and the notes, then writes the JSON to `json` if given.
+    pub fn publish(&self, json: Option<&Path>) -> std::io::Result<()> {
+        self.print();
+        for note in &self.notes {
+            println!("  {note}");
+        }
+        match json {
+            Some(path) => self.write(path),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The median of `values` (the mean of the middle two for an even count).

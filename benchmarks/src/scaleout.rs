@@ -23,10 +23,11 @@ use ferry_pipeline::lease::WorkerIdentity;
 use ferry_pipeline::progress::RunProgress;
 use ferry_pipeline::report::Status;
 
-use crate::datagen::{self, BENCH_KEYSPACE, Shape};
+use crate::datagen::Shape;
 use crate::e2e::migrate_config;
 use crate::load;
 use crate::report::{Figure, Pass, ScenarioReport, median, peak_rss_mb};
+use crate::setup::{self, BenchSource};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -164,18 +165,9 @@ pub async fn run(args: ScaleOutArgs) -> Result<(), BoxError> {
         )
         .into());
     }
-    let session = ferry_connectors::cassandra::connect(
-        &ferry_connectors::cassandra::CassandraConfig::new(vec![args.cassandra.clone()]),
-    )
-    .await?;
-    let source = datagen::bench_table(&session, Shape::Mixed, args.rows, args.reuse).await?;
-    drop(session);
-    let qualified = format!("{BENCH_KEYSPACE}.{source}");
-    let admin = load::connect_many(&args.url, 1).await?;
-    let admin = admin.first().ok_or("no admin connection")?;
-    admin
-        .batch_execute(&format!("DROP TABLE IF EXISTS public.{}", args.table))
-        .await?;
+    let qualified = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse)
+        .await?
+        .qualified();
     let schema_config = migrate_config(
         &args.cassandra,
         &args.url,
@@ -185,7 +177,7 @@ pub async fn run(args: ScaleOutArgs) -> Result<(), BoxError> {
         args.splits,
         args.page_size,
     )?;
-    ferry_pipeline::schema::schema(&schema_config, true).await?;
+    let admin = &setup::fresh_target(&args.url, &args.table, &schema_config).await?;
 
     let mut run_ids = Vec::new();
     let mut pass = |workers: usize, connections: usize, run: usize| {

@@ -2,6 +2,7 @@
 //! fetches the same pages of the same splits and decodes nothing. The ratio is what decoding
 //! costs on top of what Cassandra itself needs to serve the data.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -14,6 +15,10 @@ use ferry_connectors::cassandra::routing::ReplicaRouting;
 use futures::{StreamExt, TryStreamExt, stream};
 use scylla::client::session::Session;
 use scylla::response::{PagingState, PagingStateResponse};
+
+use crate::datagen::Shape;
+use crate::report::{Figure, ScenarioReport, median, peak_rss_mb};
+use crate::setup::BenchSource;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -120,4 +125,75 @@ pub async fn collect_splits(
         .buffered(concurrency.max(1))
         .try_collect()
         .await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Rows in the benchmark table.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Table shape.
+    #[arg(long, value_enum, default_value = "mixed")]
+    pub shape: Shape,
+    /// Splits to read.
+    #[arg(long, default_value_t = 32)]
+    pub splits: usize,
+    /// Splits read at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Runs of each side; the figures are medians.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Rows per page.
+    #[arg(long, default_value_t = 5000)]
+    pub page_size: i32,
+    /// Keep the benchmark table an earlier run finished writing instead of writing it again.
+    #[arg(long)]
+    pub reuse: bool,
+    /// Cassandra contact point.
+    #[arg(long, env = "FERRY_CASSANDRA", default_value = "127.0.0.1:9042")]
+    pub cassandra: String,
+}
+
+/// Runs the scenario.
+pub async fn run(args: ScanArgs) -> Result<(), BoxError> {
+    let source = BenchSource::open(&args.cassandra, args.shape, args.rows, args.reuse).await?;
+    let session = &source.session;
+
+    let (mut fetch, mut ferry) = (Vec::new(), Vec::new());
+    // Warm-up pass, so neither side pays for a cold page cache.
+    let scan_table = source.scan(args.splits, args.page_size).await?;
+    fetch_only(session, &scan_table, args.page_size, args.concurrency).await?;
+    for _ in 0..args.runs.max(1) {
+        // Alternate the two, so drift on a shared machine hits both alike.
+        fetch.push(fetch_only(session, &scan_table, args.page_size, args.concurrency).await?);
+        ferry.push(ferry_scan(&scan_table, args.concurrency).await?);
+    }
+    for (name, passes) in [("fetch-only", &fetch), ("ferry", &ferry)] {
+        if let Some(bad) = passes.iter().find(|p| p.rows != args.rows) {
+            return Err(format!("{name} read {} rows, expected {}", bad.rows, args.rows).into());
+        }
+    }
+    let figure = |name: &str, passes: &[Pass]| Figure::from_passes(name, passes, peak_rss_mb());
+    let mut report = ScenarioReport::new("scan", args.rows);
+    report.figures.push(figure("fetch-only", &fetch));
+    report.figures.push(figure("ferry", &ferry));
+    let ratios: Vec<f64> = fetch
+        .iter()
+        .zip(&ferry)
+        .map(|(a, f)| (f.rows as f64 / f.seconds) / (a.rows as f64 / a.seconds))
+        .collect();
+    report
+        .ratios
+        .insert("ferry/fetch-only".into(), median(&ratios));
+    report.notes.push(format!(
+        "shape {:?}, {} splits, {} at once, page size {}, {} runs each (medians), one warm-up fetch pass; \
+         peak RSS is the whole process's",
+        args.shape, scan_table.splits().len(), args.concurrency, args.page_size, args.runs
+    ));
+    report.publish(args.json.as_deref())?;
+    Ok(())
 }

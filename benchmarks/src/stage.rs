@@ -13,19 +13,18 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ferry_connectors::cassandra::{self, CassandraTable, SourceTable, SplitCount, plan_splits};
 use ferry_connectors::staging::StagingLocation;
-use ferry_connectors::yugabyte::{CopyEncoder, EncodedBatch, TargetTable};
 use ferry_pipeline::checkpoint::Checkpoints;
 use ferry_pipeline::progress::RunProgress;
 use ferry_pipeline::report::Status;
 use ferry_pipeline::{Config, DumpOptions, Report};
 
-use crate::datagen::{self, BENCH_KEYSPACE, Shape};
+use crate::datagen::Shape;
 use crate::e2e::{migrate_config, rows_label};
 use crate::load;
 use crate::report::{Figure, Pass, ScenarioReport, median, peak_rss_mb};
 use crate::scan;
+use crate::setup::{self, BenchSource, Encoded};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -105,12 +104,8 @@ pub async fn run(args: StageArgs) -> Result<(), BoxError> {
     if args.splits < m {
         return Err(format!("--splits {} is less than --connections {m}", args.splits).into());
     }
-    let session = cassandra::connect(&cassandra::CassandraConfig::new(vec![
-        args.cassandra.clone(),
-    ]))
-    .await?;
-    let source = datagen::bench_table(&session, Shape::Mixed, args.rows, args.reuse).await?;
-    let qualified = format!("{BENCH_KEYSPACE}.{source}");
+    let source = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse).await?;
+    let qualified = source.qualified();
     let mut config: Config = migrate_config(
         &args.cassandra,
         &args.url,
@@ -128,48 +123,15 @@ pub async fn run(args: StageArgs) -> Result<(), BoxError> {
         &config.staging,
         std::path::Path::new(""),
     )?;
-    let admin = load::connect_many(&args.url, 1).await?;
-    let admin = admin.first().ok_or("no admin connection")?;
-    admin
-        .batch_execute(&format!("DROP TABLE IF EXISTS public.{}", args.table))
-        .await?;
-    ferry_pipeline::schema::schema(&config, true).await?;
-
+    let admin = &setup::fresh_target(&args.url, &args.table, &config).await?;
     // The anchors' inputs: the splits the dump plans, and their rows encoded once.
-    let splits = plan_splits(
-        &session,
-        BENCH_KEYSPACE,
-        &source,
-        SplitCount::Fixed(args.splits),
-        None,
-    )
-    .await?;
-    let scan_table = CassandraTable::new(
-        Arc::clone(&session),
-        SourceTable::load(&session, BENCH_KEYSPACE, &source).await?,
-        splits,
-        args.page_size,
-    );
-    eprintln!("reading the table once (the scan's warm-up) and encoding it for load-only");
-    let batches = scan::collect_splits(&scan_table, m).await?;
-    let schema = batches
-        .iter()
-        .flatten()
-        .next()
-        .map(|b| b.schema())
-        .ok_or("the source table is empty")?;
-    let target = TargetTable::load(admin, "public", &args.table).await?;
-    let encoder = CopyEncoder::try_new(&schema, &target)?;
-    let units: Vec<Vec<EncodedBatch>> = batches
-        .iter()
-        .map(|split| split.iter().map(|b| encoder.encode(b)).collect())
-        .collect();
-    drop(batches);
-    if let Some(reject) = units.iter().flatten().flat_map(|e| &e.rejects).next() {
-        return Err(format!("the encoder rejected a source row: {reject:?}").into());
-    }
-    let copy_bytes: u64 = units.iter().flatten().map(|e| e.bytes() as u64).sum();
-    let units = Arc::new(units);
+    let scan_table = source.scan(args.splits, args.page_size).await?;
+    let Encoded {
+        units,
+        encoder,
+        copy_bytes,
+        ..
+    } = setup::encode_once(&scan_table, m, admin, &args.table, args.rows).await?;
     let clients = load::connect_many(&args.url, m).await?;
 
     let dump = async |config: &Config| {
@@ -264,13 +226,7 @@ pub async fn run(args: StageArgs) -> Result<(), BoxError> {
             args.runs.max(1)
         ),
     );
-    report.print();
-    for note in &report.notes {
-        println!("  {note}");
-    }
-    if let Some(path) = &args.json {
-        report.write(path)?;
-    }
+    report.publish(args.json.as_deref())?;
     Ok(())
 }
 

@@ -10,14 +10,14 @@
 
 use std::path::PathBuf;
 
-use ferry_connectors::cassandra;
 use ferry_pipeline::report::Status;
 use ferry_pipeline::validate::{ValidateOptions, validate};
 
-use crate::datagen::{self, BENCH_KEYSPACE, Shape};
+use crate::datagen::Shape;
 use crate::e2e::{migrate_config, migrate_pass};
 use crate::load;
 use crate::report::{Figure, Pass, ScenarioReport, median, peak_rss_mb};
+use crate::setup::{self, BenchSource};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -85,12 +85,8 @@ async fn validate_pass(config: &ferry_pipeline::Config, rows: u64) -> Result<Pas
 
 pub async fn run(args: ValidateArgs) -> Result<(), BoxError> {
     load::check_table_name(&args.table)?;
-    let session = cassandra::connect(&cassandra::CassandraConfig::new(vec![
-        args.cassandra.clone(),
-    ]))
-    .await?;
-    let source = datagen::bench_table(&session, Shape::Mixed, args.rows, args.reuse).await?;
-    let qualified = format!("{BENCH_KEYSPACE}.{source}");
+    let source = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse).await?;
+    let qualified = source.qualified();
     let config = migrate_config(
         &args.cassandra,
         &args.url,
@@ -100,12 +96,7 @@ pub async fn run(args: ValidateArgs) -> Result<(), BoxError> {
         args.splits,
         args.page_size,
     )?;
-    let admin = load::connect_many(&args.url, 1).await?;
-    let admin = admin.first().ok_or("no admin connection")?;
-    admin
-        .batch_execute(&format!("DROP TABLE IF EXISTS public.{}", args.table))
-        .await?;
-    ferry_pipeline::schema::schema(&config, true).await?;
+    let admin = &setup::fresh_target(&args.url, &args.table, &config).await?;
 
     eprintln!("warm-up: one migration and one validation");
     migrate_pass(&config, admin, &args.table, args.rows).await?;
@@ -153,12 +144,6 @@ pub async fn run(args: ValidateArgs) -> Result<(), BoxError> {
         args.runs,
         rayon::current_num_threads()
     ));
-    report.print();
-    for note in &report.notes {
-        println!("  {note}");
-    }
-    if let Some(path) = &args.json {
-        report.write(path)?;
-    }
+    report.publish(args.json.as_deref())?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //!
 //! One test binary with modules, because each binary links all of DataFusion.
 
+mod bench;
 mod cluster;
 mod config_errors;
 mod dryrun;
