@@ -870,32 +870,42 @@ moto_pid() {
   return 1
 }
 
-start_moto() {
-  local pid logf="$LOGS/moto.log" t0=$SECONDS i code
-  if pid="$(moto_pid)"; then
-    log "moto already running (pid $pid, 127.0.0.1:$MOTO_PORT)"
+# start_http_service NAME PORT MARKER CMD...: adopts NAME if it runs (its pid file, or a process
+# with MARKER on its command line), else starts CMD detached with its log in $LOGS/NAME.log; then
+# waits until something answers HTTP on 127.0.0.1:PORT.
+start_http_service() {
+  local name="$1" port="$2" marker="$3" pidfile="$RUN/$1.pid" logf="$LOGS/$1.log" pid i code=""
+  shift 3
+  pid="$(cat "$pidfile" 2>/dev/null || true)"
+  if pid_alive "$pid" "$marker"; then
+    log "$name already running (pid $pid, 127.0.0.1:$port)"
   else
-    pid="$(find_by_marker "$MOTO_MARKER" | head -n1)"
+    pid="$(find_by_marker "$marker" | head -n1)"
     if [[ -n "$pid" ]]; then
-      echo "$pid" >"$RUN/moto.pid"
+      echo "$pid" >"$pidfile"
     else
-      port_open 127.0.0.1 "$MOTO_PORT" &&
-        die "moto: 127.0.0.1:$MOTO_PORT is already in use by a process this script did not start"
+      port_open 127.0.0.1 "$port" &&
+        die "$name: 127.0.0.1:$port is already in use by a process this script did not start"
       rotate_log "$logf"
-      log "starting moto S3 on 127.0.0.1:$MOTO_PORT (log $logf) ..."
-      rm -f "$RUN/moto.pid"
-      start_detached "$RUN/moto.pid" "$logf" "$VENV/bin/python" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" ||
-        fail_service moto "$logf" "process did not start"
+      log "starting $name on 127.0.0.1:$port (log $logf) ..."
+      rm -f "$pidfile"
+      start_detached "$pidfile" "$logf" "$@" || fail_service "$name" "$logf" "process did not start"
     fi
   fi
   for ((i = 0; i < 120; i++)); do
-    pid="$(cat "$RUN/moto.pid" 2>/dev/null || true)"
-    pid_alive "$pid" "$MOTO_MARKER" || fail_service moto "$logf" "process exited during startup"
-    code="$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$MOTO_PORT/" || true)"
-    [[ "$code" =~ ^[1-5][0-9][0-9]$ ]] && break
+    pid="$(cat "$pidfile" 2>/dev/null || true)"
+    pid_alive "$pid" "$marker" || fail_service "$name" "$logf" "process exited during startup"
+    code="$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/" || true)"
+    [[ "$code" =~ ^[1-5][0-9][0-9]$ ]] && return 0
     sleep 0.5
   done
-  [[ "$code" =~ ^[1-5][0-9][0-9]$ ]] || fail_service moto "$logf" "no HTTP answer on 127.0.0.1:$MOTO_PORT"
+  fail_service "$name" "$logf" "no HTTP answer on 127.0.0.1:$port"
+}
+
+start_moto() {
+  local t0=$SECONDS
+  start_http_service moto "$MOTO_PORT" "$MOTO_MARKER" \
+    "$VENV/bin/python" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
   log "moto ready on http://127.0.0.1:$MOTO_PORT ($((SECONDS - t0))s)"
 }
 
@@ -943,36 +953,14 @@ PY
 }
 
 start_azurite() {
-  local pid logf="$LOGS/azurite.log" t0=$SECONDS i
+  local t0=$SECONDS
   ensure_azurite_installed
-  if pid="$(azurite_pid)"; then
-    log "azurite already running (pid $pid, 127.0.0.1:$AZURITE_PORT)"
-  else
-    pid="$(find_by_marker "$AZURITE_MARKER" | head -n1)"
-    if [[ -n "$pid" ]]; then
-      echo "$pid" >"$RUN/azurite.pid"
-    else
-      port_open 127.0.0.1 "$AZURITE_PORT" &&
-        die "azurite: 127.0.0.1:$AZURITE_PORT is already in use by a process this script did not start"
-      rotate_log "$logf"
-      log "starting Azurite (Azure Blob Storage) on 127.0.0.1:$AZURITE_PORT (log $logf) ..."
-      rm -f "$RUN/azurite.pid"
-      mkdir -p "$AZURITE_DIR/data"
-      start_detached "$RUN/azurite.pid" "$logf" "$AZURITE_DIR/node_modules/.bin/azurite-blob" \
-        --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" --location "$AZURITE_DIR/data" \
-        --skipApiVersionCheck --silent ||
-        fail_service azurite "$logf" "process did not start"
-    fi
-  fi
-  for ((i = 0; i < 120; i++)); do
-    pid="$(cat "$RUN/azurite.pid" 2>/dev/null || true)"
-    pid_alive "$pid" "$AZURITE_MARKER" || fail_service azurite "$logf" "process exited during startup"
-    port_open 127.0.0.1 "$AZURITE_PORT" && break
-    sleep 0.5
-  done
-  port_open 127.0.0.1 "$AZURITE_PORT" || fail_service azurite "$logf" "not listening on 127.0.0.1:$AZURITE_PORT"
-  azurite_container "$AZURITE_CONTAINER" >>"$logf" 2>&1 ||
-    fail_service azurite "$logf" "cannot create container $AZURITE_CONTAINER"
+  mkdir -p "$AZURITE_DIR/data"
+  start_http_service azurite "$AZURITE_PORT" "$AZURITE_MARKER" \
+    "$AZURITE_DIR/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" \
+    --location "$AZURITE_DIR/data" --skipApiVersionCheck --silent
+  azurite_container "$AZURITE_CONTAINER" >>"$LOGS/azurite.log" 2>&1 ||
+    fail_service azurite "$LOGS/azurite.log" "cannot create container $AZURITE_CONTAINER"
   log "azurite ready on http://127.0.0.1:$AZURITE_PORT/$AZURITE_ACCOUNT, container $AZURITE_CONTAINER ($((SECONDS - t0))s)"
 }
 
