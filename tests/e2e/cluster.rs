@@ -1,5 +1,6 @@
 //! The 3-node ring of `scripts/services.sh up --cassandra-nodes 3`: every split is read through a
-//! replica of its ranges, and a node that crashes mid-scan costs no row and doubles none.
+//! replica of its ranges, and a node that crashes mid-scan costs no row and doubles none, its
+//! splits finishing through other replicas.
 //!
 //! These tests change the cluster (one kills a node), so `scripts/test.sh` runs them on their own,
 //! after the rest of the suite: `cargo test --test e2e cluster::`.
@@ -29,12 +30,19 @@ const SERVICES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/services.sh
 static CLUSTER: Mutex<()> = Mutex::const_new(());
 
 /// A Ferry session once the driver holds connections to all three nodes and each of them owns
-/// tokens in its ring: a node that has just joined may be connected before its tokens reach the
-/// driver, and splits would then never name it as a replica.
+/// tokens in its ring (see [`wait_for_three`]).
 async fn three_nodes() -> Arc<Session> {
     let session = connect(&CassandraConfig::new(vec![support::cassandra_addr()]))
         .await
         .unwrap_or_else(|e| panic!("cannot connect to Cassandra: {e}; {HINT}"));
+    wait_for_three(&session).await;
+    session
+}
+
+/// Waits until `session` holds connections to all three nodes and each owns tokens in its ring:
+/// a node that has just joined may be connected before its tokens reach the driver (splits would
+/// then never name it), and one busy after a heavy write may lose its pool for a moment.
+async fn wait_for_three(session: &Session) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         session
@@ -47,7 +55,7 @@ async fn three_nodes() -> Arc<Session> {
         let owners = state.replica_locator().unique_nodes_in_global_ring();
         let owners_up = owners.iter().filter(|n| n.is_connected()).count();
         if nodes.len() >= 3 && up >= 3 && owners_up >= 3 {
-            return session;
+            return;
         }
         assert!(
             Instant::now() < deadline,
@@ -94,13 +102,13 @@ async fn seed(session: &Arc<Session>, keyspace: &str, rf: u32, rows: u64) {
     session.refresh_metadata().await.expect("refresh metadata");
 }
 
-/// Restarts node 3 when dropped, also when the test fails after killing it.
-struct RestartNode3;
+/// Restarts node N (2 or 3) when dropped, also when the test fails after killing it.
+struct RestartNode(&'static str);
 
-impl Drop for RestartNode3 {
+impl Drop for RestartNode {
     fn drop(&mut self) {
         let _ = std::process::Command::new(SERVICES)
-            .args(["cassandra-start-node", "3"])
+            .args(["cassandra-start-node", self.0])
             .status();
     }
 }
@@ -179,6 +187,7 @@ async fn a_node_crashing_mid_scan_loses_no_row_and_doubles_none() {
         .single_row()
         .expect("one row");
     assert_eq!(n as u64, rows);
+    wait_for_three(&session).await;
 
     // Small pages over many splits, so the crash lands in the middle of the scan.
     let splits = plan_splits(&session, keyspace, "events", SplitCount::Fixed(16), None)
@@ -212,28 +221,49 @@ async fn a_node_crashing_mid_scan_loses_no_row_and_doubles_none() {
             assert!(seen.insert(key), "row {key:?} read twice");
         }
         if killed.is_none() && seen.len() as u64 >= rows / 4 {
-            services(&["cassandra-kill-node", "3"]);
-            killed = Some(RestartNode3);
+            // Crash a node that is serving splits right now: node 3 if routing gave it any, else
+            // node 2 (node 1, the contact point and seed, stays).
+            let serving = counters.coordinators.lock().expect("not poisoned").clone();
+            let victim = ["3", "2"]
+                .into_iter()
+                .find(|n| {
+                    let addr = format!("127.0.0.{n}:");
+                    serving.values().flatten().any(|c| c.starts_with(&addr))
+                })
+                .unwrap_or_else(|| panic!("only node 1 coordinated pages: {serving:?}"));
+            services(&["cassandra-kill-node", victim]);
+            killed = Some((RestartNode(victim), serving));
         }
     }
-    assert!(killed.is_some(), "the scan ended before the crash");
+    let (victim, before) = killed.expect("the scan ended before the crash");
     assert_eq!(seen.len() as u64, rows, "every row, exactly once");
-    // Node 3 was serving its share of the splits when it went.
-    let coordinators = counters.coordinators.lock().expect("not poisoned").clone();
+    // Splits the node was serving when it went were finished through other replicas.
+    let addr = format!("127.0.0.{}:", victim.0);
+    let after = counters.coordinators.lock().expect("not poisoned").clone();
+    let moved = after
+        .iter()
+        .filter(|(split, nodes)| {
+            before
+                .get(split)
+                .is_some_and(|b| b.iter().any(|c| c.starts_with(&addr)))
+                && nodes.iter().any(|c| !c.starts_with(&addr))
+        })
+        .count();
     assert!(
-        coordinators
-            .values()
-            .flatten()
-            .any(|c| c.starts_with("127.0.0.3:")),
-        "node 3 coordinated no page: {coordinators:?}"
+        moved > 0,
+        "no split node {} served moved to another replica after the crash: before {before:?}, \
+         after {after:?}",
+        victim.0
     );
     eprintln!(
-        "node 3 crashed mid-scan: {} page retries, {} bisections",
+        "node {} crashed mid-scan: {moved} of its splits finished elsewhere, {} page retries, {} \
+         bisections",
+        victim.0,
         counters.retries.load(std::sync::atomic::Ordering::Relaxed),
         counters
             .bisections
             .load(std::sync::atomic::Ordering::Relaxed)
     );
     // Dropping the guard brings the node back for whatever runs next.
-    drop(killed);
+    drop(victim);
 }
