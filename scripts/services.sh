@@ -863,11 +863,25 @@ stop_pg_node() {
 # ---------------------------------------------------------------------------
 
 MOTO_MARKER="moto_server -H 127.0.0.1 -p $MOTO_PORT"
-moto_pid() {
+moto_pid() { service_pid moto "$MOTO_MARKER"; }
+
+# service_pid NAME MARKER: the pid in $RUN/NAME.pid, if that process still runs.
+service_pid() {
   local pid
-  pid="$(cat "$RUN/moto.pid" 2>/dev/null || true)"
-  if pid_alive "$pid" "$MOTO_MARKER"; then echo "$pid"; return 0; fi
+  pid="$(cat "$RUN/$1.pid" 2>/dev/null || true)"
+  if pid_alive "$pid" "$2"; then echo "$pid"; return 0; fi
   return 1
+}
+
+# stop_service NAME MARKER: stops NAME (its pid file's process, and any stray one with MARKER).
+stop_service() {
+  local name="$1" marker="$2" pid
+  if pid="$(service_pid "$name" "$marker")"; then
+    log "stopping $name (pid $pid) ..."
+    stop_pid "$pid" "$marker" "$name" 20
+  fi
+  for pid in $(find_by_marker "$marker"); do stop_pid "$pid" "$marker" "$name" 20; done
+  rm -f "$RUN/$name.pid"
 }
 
 # start_http_service NAME PORT MARKER CMD...: adopts NAME if it runs (its pid file, or a process
@@ -876,8 +890,7 @@ moto_pid() {
 start_http_service() {
   local name="$1" port="$2" marker="$3" pidfile="$RUN/$1.pid" logf="$LOGS/$1.log" pid i code=""
   shift 3
-  pid="$(cat "$pidfile" 2>/dev/null || true)"
-  if pid_alive "$pid" "$marker"; then
+  if pid="$(service_pid "$name" "$marker")"; then
     log "$name already running (pid $pid, 127.0.0.1:$port)"
   else
     pid="$(find_by_marker "$marker" | head -n1)"
@@ -913,12 +926,7 @@ start_moto() {
 # Azurite (Azure Blob Storage emulator, from npm)
 # ---------------------------------------------------------------------------
 AZURITE_MARKER="--blobPort $AZURITE_PORT"
-azurite_pid() {
-  local pid
-  pid="$(cat "$RUN/azurite.pid" 2>/dev/null || true)"
-  if pid_alive "$pid" "$AZURITE_MARKER"; then echo "$pid"; return 0; fi
-  return 1
-}
+azurite_pid() { service_pid azurite "$AZURITE_MARKER"; }
 
 ensure_azurite_installed() {
   [[ -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]] && return 0
@@ -964,25 +972,6 @@ start_azurite() {
   log "azurite ready on http://127.0.0.1:$AZURITE_PORT/$AZURITE_ACCOUNT, container $AZURITE_CONTAINER ($((SECONDS - t0))s)"
 }
 
-stop_azurite() {
-  local pid
-  if pid="$(azurite_pid)"; then
-    log "stopping azurite (pid $pid) ..."
-    stop_pid "$pid" "$AZURITE_MARKER" azurite 20
-  fi
-  for pid in $(find_by_marker "$AZURITE_MARKER"); do stop_pid "$pid" "$AZURITE_MARKER" azurite 20; done
-  rm -f "$RUN/azurite.pid"
-}
-
-stop_moto() {
-  local pid
-  if pid="$(moto_pid)"; then
-    log "stopping moto (pid $pid) ..."
-    stop_pid "$pid" "$MOTO_MARKER" moto 20
-  fi
-  for pid in $(find_by_marker "$MOTO_MARKER"); do stop_pid "$pid" "$MOTO_MARKER" moto 20; done
-  rm -f "$RUN/moto.pid"
-}
 
 # ---------------------------------------------------------------------------
 # env / status
@@ -1144,8 +1133,8 @@ cmd_down() {
   for id in tls 3 2 1; do
     [[ -n "$PG_BIN" ]] && stop_pg_node "$id"
   done
-  stop_moto
-  stop_azurite
+  stop_service moto "$MOTO_MARKER"
+  stop_service azurite "$AZURITE_MARKER"
   wait
   log "all services stopped"
 }

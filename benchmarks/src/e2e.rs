@@ -288,13 +288,7 @@ async fn rss_pass(
 pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
     load::check_table_name(&args.table)?;
     let (connections, max_m) = setup::connection_counts(&args.connections, Some(args.splits))?;
-    args.spark.check(&connections)?;
-    // Installing Spark takes minutes the first time: before anything else, so it fails early.
-    let spark_versions = if args.spark.enabled() {
-        spark::setup(&args.spark.spark_script).await?
-    } else {
-        Default::default()
-    };
+    let spark_versions = args.spark.prepare(&connections).await?;
     let source = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse).await?;
     let qualified = source.qualified();
     let config = |m: usize| {

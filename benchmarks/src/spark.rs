@@ -58,6 +58,21 @@ impl SparkArgs {
         }
         Ok(())
     }
+
+    /// Checks the parallelisms against `connections`, then, when the anchor runs, installs
+    /// Spark (minutes the first time: before anything else, so it fails early) and returns the
+    /// versions for the report.
+    pub async fn prepare(
+        &self,
+        connections: &[usize],
+    ) -> Result<BTreeMap<String, String>, BoxError> {
+        self.check(connections)?;
+        if self.enabled() {
+            setup(&self.spark_script).await
+        } else {
+            Ok(BTreeMap::new())
+        }
+    }
 }
 
 /// The JSON line the job prints (see `TableMigrationJob.java`).
