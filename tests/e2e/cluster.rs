@@ -222,20 +222,31 @@ async fn a_node_crashing_mid_scan_loses_no_row_and_doubles_none() {
         }
         if killed.is_none() && seen.len() as u64 >= rows / 4 {
             // Crash a node that is serving splits right now: node 3 if routing gave it any, else
-            // node 2 (node 1, the contact point and seed, stays).
+            // node 2 (node 1, the contact point and seed, stays). Nodes 2 and 3 just started and
+            // answer their first pages slowly, so the splits node 1 serves may come in first:
+            // wait until another node has served a page.
             let serving = counters.coordinators.lock().expect("not poisoned").clone();
-            let victim = ["3", "2"]
-                .into_iter()
-                .find(|n| {
-                    let addr = format!("127.0.0.{n}:");
-                    serving.values().flatten().any(|c| c.starts_with(&addr))
-                })
-                .unwrap_or_else(|| panic!("only node 1 coordinated pages: {serving:?}"));
-            services(&["cassandra-kill-node", victim]);
-            killed = Some((RestartNode(victim), serving));
+            let victim = ["3", "2"].into_iter().find(|n| {
+                let addr = format!("127.0.0.{n}:");
+                serving.values().flatten().any(|c| c.starts_with(&addr))
+            });
+            if let Some(victim) = victim {
+                services(&["cassandra-kill-node", victim]);
+                killed = Some((RestartNode(victim), serving, seen.len()));
+            }
         }
     }
-    let (victim, before) = killed.expect("the scan ended before the crash");
+    let Some((victim, before, at)) = killed else {
+        panic!(
+            "nodes 2 and 3 coordinated no page before the scan ended: {:?}",
+            counters.coordinators.lock().expect("not poisoned")
+        )
+    };
+    assert!(
+        (at as u64) < rows,
+        "node {} was crashed after the last row had arrived",
+        victim.0
+    );
     assert_eq!(seen.len() as u64, rows, "every row, exactly once");
     // Splits the node was serving when it went were finished through other replicas.
     let addr = format!("127.0.0.{}:", victim.0);
@@ -256,8 +267,8 @@ async fn a_node_crashing_mid_scan_loses_no_row_and_doubles_none() {
         victim.0
     );
     eprintln!(
-        "node {} crashed mid-scan: {moved} of its splits finished elsewhere, {} page retries, {} \
-         bisections",
+        "node {} crashed mid-scan after {at} of {rows} rows: {moved} of its splits finished \
+         elsewhere, {} page retries, {} bisections",
         victim.0,
         counters.retries.load(std::sync::atomic::Ordering::Relaxed),
         counters
