@@ -386,29 +386,53 @@ fn confirm_restart(config: &Config) -> Result<(), String> {
     }
 }
 
+/// Why a command stopped before or after its work: the message for stderr and the exit code.
+struct Exit {
+    code: u8,
+    message: String,
+}
+
+impl Exit {
+    /// Bad input found before any data moved.
+    fn invalid(e: impl std::fmt::Display) -> Self {
+        Self {
+            code: EXIT_INVALID,
+            message: e.to_string(),
+        }
+    }
+
+    /// A command that started and failed.
+    fn failed(e: impl std::fmt::Display) -> Self {
+        Self {
+            code: EXIT_FAILED,
+            message: e.to_string(),
+        }
+    }
+}
+
 async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
-    match cli.command {
+    match run_command(cli.command, multi).await {
+        Ok(code) => code,
+        Err(exit) => {
+            eprintln!("error: {}", exit.message);
+            ExitCode::from(exit.code)
+        }
+    }
+}
+
+/// Runs one command. The commands that report (migrate, dump, load, dry-run, validate) print
+/// their own errors and pick their exit code; `Err` is for what stopped a command early.
+async fn run_command(command: Command, multi: Option<MultiProgress>) -> Result<ExitCode, Exit> {
+    match command {
         Command::Migrate { config, run } => {
-            let mut config = match Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
-            let report = match run.apply(&mut config) {
-                Ok(report) => report,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
+            let mut config = Config::load(&config).map_err(Exit::invalid)?;
+            let report = run.apply(&mut config).map_err(Exit::invalid)?;
             let progress = Arc::new(RunProgress::default());
             stop_on_signals(Arc::clone(&progress));
             let display = DisplayTask::spawn(Arc::clone(&progress), display_of(multi));
             let result = ferry::pipeline::migrate_with(&config, progress).await;
             display.finish().await;
-            finish(&result, report.as_deref())
+            Ok(finish(&result, report.as_deref()))
         }
         Command::Dump {
             config,
@@ -418,124 +442,66 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             report,
             progress: _,
         } => {
-            let config = match Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
-            let location = match staging_location(&config, to.as_deref(), "--to") {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
+            let config = Config::load(&config).map_err(Exit::invalid)?;
+            let location =
+                staging_location(&config, to.as_deref(), "--to").map_err(Exit::invalid)?;
             let progress = Arc::new(RunProgress::default());
             stop_on_signals(Arc::clone(&progress));
             let display = DisplayTask::spawn(Arc::clone(&progress), display_of(multi));
             let options = DumpOptions { raw, restart };
             let result = ferry::pipeline::dump_with(&config, &location, options, progress).await;
             display.finish().await;
-            finish(&result, report.as_deref())
+            Ok(finish(&result, report.as_deref()))
         }
         Command::Load { config, from, run } => {
-            let mut config = match Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
-            let location = match staging_location(&config, from.as_deref(), "--from") {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
-            let report = match run.apply(&mut config) {
-                Ok(report) => report,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
+            let mut config = Config::load(&config).map_err(Exit::invalid)?;
+            let location =
+                staging_location(&config, from.as_deref(), "--from").map_err(Exit::invalid)?;
+            let report = run.apply(&mut config).map_err(Exit::invalid)?;
             let progress = Arc::new(RunProgress::default());
             stop_on_signals(Arc::clone(&progress));
             let display = DisplayTask::spawn(Arc::clone(&progress), display_of(multi));
             let result = ferry::pipeline::load_with(&config, location, progress).await;
             display.finish().await;
-            finish(&result, report.as_deref())
+            Ok(finish(&result, report.as_deref()))
         }
         Command::Status {
             config,
             run_id,
             json,
         } => {
-            let mut config = match Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
+            let mut config = Config::load(&config).map_err(Exit::invalid)?;
             if let Some(id) = run_id {
                 config.run.id = id;
             }
-            let state = async {
-                let client = ferry::connectors::yugabyte::connect(&config.target).await?;
-                status::status(&config, &client).await
-            }
-            .await;
-            match state {
-                Ok(Some(state)) => {
-                    if json {
-                        match serde_json::to_string_pretty(&state) {
-                            Ok(text) => println!("{text}"),
-                            Err(e) => {
-                                eprintln!("error: {e}");
-                                return ExitCode::from(EXIT_FAILED);
-                            }
-                        }
-                    } else {
-                        print_status(&state);
-                    }
-                    ExitCode::SUCCESS
-                }
-                Ok(None) => {
-                    eprintln!(
-                        "error: no run `{}` in the target's run state (ferry_state): nothing has \
-                         run under that id yet",
+            let client = ferry::connectors::yugabyte::connect(&config.target)
+                .await
+                .map_err(Exit::failed)?;
+            let state = status::status(&config, &client)
+                .await
+                .map_err(Exit::failed)?
+                .ok_or_else(|| {
+                    Exit::failed(format!(
+                        "no run `{}` in the target's run state (ferry_state): nothing has run \
+                         under that id yet",
                         config.run.id
-                    );
-                    ExitCode::from(EXIT_FAILED)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_FAILED)
-                }
+                    ))
+                })?;
+            if json {
+                let text = serde_json::to_string_pretty(&state).map_err(Exit::failed)?;
+                println!("{text}");
+            } else {
+                print_status(&state);
             }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Schema { config, apply } => {
-            let config = match Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
-            match ferry::pipeline::schema::schema(&config, apply).await {
-                Ok(out) => {
-                    print_schema(&out);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_FAILED)
-                }
-            }
+            let config = Config::load(&config).map_err(Exit::invalid)?;
+            let out = ferry::pipeline::schema::schema(&config, apply)
+                .await
+                .map_err(Exit::failed)?;
+            print_schema(&out);
+            Ok(ExitCode::SUCCESS)
         }
         Command::DryRun {
             config,
@@ -545,26 +511,14 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             preview,
             from,
         } => {
-            let config = match Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
-            let from = match from
+            let config = Config::load(&config).map_err(Exit::invalid)?;
+            let from = from
                 .as_deref()
                 .map(|url| staging_location(&config, Some(url), "--from"))
                 .transpose()
-            {
-                Ok(from) => from,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
+                .map_err(Exit::invalid)?;
             let paths = (report.as_deref(), html.as_deref());
-            dry_run(&config, sample, preview, from, paths).await
+            Ok(dry_run(&config, sample, preview, from, paths).await)
         }
         Command::Validate {
             config,
@@ -575,13 +529,7 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
             max_examples,
             report,
         } => {
-            let mut config = match Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
+            let mut config = Config::load(&config).map_err(Exit::invalid)?;
             if let Some(id) = run_id {
                 config.run.id = id;
             }
@@ -610,36 +558,20 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
                 eprintln!("error: {e}");
                 code = ExitCode::from(EXIT_FAILED);
             }
-            code
+            Ok(code)
         }
         Command::Explain { config, json } => {
-            let config = match Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
-            match ferry::pipeline::explain::explain(&config).await {
-                Ok(out) if json => match serde_json::to_string_pretty(&out) {
-                    Ok(text) => {
-                        println!("{text}");
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::from(EXIT_FAILED)
-                    }
-                },
-                Ok(out) => {
-                    print!("{}", out.to_text());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_FAILED)
-                }
+            let config = Config::load(&config).map_err(Exit::invalid)?;
+            let out = ferry::pipeline::explain::explain(&config)
+                .await
+                .map_err(Exit::failed)?;
+            if json {
+                let text = serde_json::to_string_pretty(&out).map_err(Exit::failed)?;
+                println!("{text}");
+            } else {
+                print!("{}", out.to_text());
             }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Query {
             config,
@@ -651,67 +583,54 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
         } => {
             let sql = match (sql, sql_file) {
                 (Some(sql), _) => sql,
-                (None, Some(path)) => match std::fs::read_to_string(&path) {
-                    Ok(sql) => sql,
-                    Err(e) => {
-                        eprintln!("error: cannot read SQL file {}: {e}", path.display());
-                        return ExitCode::from(EXIT_INVALID);
-                    }
-                },
+                (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| {
+                    Exit::invalid(format!("cannot read SQL file {}: {e}", path.display()))
+                })?,
                 // clap already requires one of the two.
                 (None, None) => {
-                    eprintln!("error: give the query as an argument or with --sql-file");
-                    return ExitCode::from(EXIT_INVALID);
+                    return Err(Exit::invalid(
+                        "give the query as an argument or with --sql-file",
+                    ));
                 }
             };
-            let config = match config.as_deref().map(Config::load).transpose() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_INVALID);
-                }
-            };
+            let config = config
+                .as_deref()
+                .map(Config::load)
+                .transpose()
+                .map_err(Exit::invalid)?;
             let source = match (from, config) {
                 (Some(url), config) => {
                     let staging = config.map(|c| c.staging).unwrap_or_default();
                     // A relative `--from` path is relative to where the user stands.
-                    match StagingLocation::open(&url, &staging, std::path::Path::new("")) {
-                        Ok(location) => QuerySource::Staged(location),
-                        Err(e) => {
-                            eprintln!("error: {e}");
-                            return ExitCode::from(EXIT_INVALID);
-                        }
-                    }
+                    let location = StagingLocation::open(&url, &staging, std::path::Path::new(""))
+                        .map_err(Exit::invalid)?;
+                    QuerySource::Staged(location)
                 }
                 (None, Some(config)) => QuerySource::Cassandra(Box::new(config)),
                 // clap requires --config without --from.
                 (None, None) => {
-                    eprintln!("error: give --config, or --from URL to query staged tables");
-                    return ExitCode::from(EXIT_INVALID);
+                    return Err(Exit::invalid(
+                        "give --config, or --from URL to query staged tables",
+                    ));
                 }
             };
             let format = OutputFormat::from(format);
             let max_rows = max_rows
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
                 .or(format.default_max_rows());
-            match run_query(&source, &sql, format, max_rows).await {
-                Ok(out) => {
-                    if out.truncated {
-                        eprintln!(
-                            "note: printed the first {} rows; the result has more (raise --max-rows)",
-                            out.rows
-                        );
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    match e {
-                        PipelineError::Query(_) => ExitCode::from(EXIT_INVALID),
-                        _ => ExitCode::from(EXIT_FAILED),
-                    }
-                }
+            let out = run_query(&source, &sql, format, max_rows)
+                .await
+                .map_err(|e| match e {
+                    PipelineError::Query(_) => Exit::invalid(e),
+                    _ => Exit::failed(e),
+                })?;
+            if out.truncated {
+                eprintln!(
+                    "note: printed the first {} rows; the result has more (raise --max-rows)",
+                    out.rows
+                );
             }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
