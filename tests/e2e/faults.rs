@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use ferry_benchmarks::datagen::{QuickstartRow, Shape};
 
-use crate::support::{self, ContentHash};
+use crate::support::{self, ContentHash, committed_units, tail, wait_for_units};
 
 /// This module's keyspace, on node 1 and on the fault node alike.
 pub(crate) const KEYSPACE: &str = "ferry_faults";
@@ -407,50 +407,6 @@ pub(crate) fn spawn_migrate_with(config: &Path, log: &Path, report: &Path, args:
         .expect("start ferry migrate")
 }
 
-/// The last lines of a log, for failure messages.
-pub(crate) fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
-}
-
-/// Units committed so far in `run_id` (0 while `ferry_state` does not exist yet).
-pub(crate) async fn committed_units(client: &tokio_postgres::Client, run_id: &str) -> i64 {
-    client
-        .query_one(
-            "SELECT count(*) FROM ferry_state.units WHERE run_id = $1",
-            &[&run_id],
-        )
-        .await
-        .map_or(0, |r| r.get(0))
-}
-
-/// Waits until `run_id` has at least `units` committed units, failing if `child` ends first.
-pub(crate) async fn wait_for_units(
-    client: &tokio_postgres::Client,
-    run_id: &str,
-    units: i64,
-    child: &mut Child,
-    log: &Path,
-    context: &str,
-) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while committed_units(client, run_id).await < units {
-        if let Some(status) = child.try_wait().expect("poll ferry") {
-            panic!(
-                "{context}: ferry migrate ended ({status}) before {units} units were committed:\n{}",
-                tail(log)
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{context}: fewer than {units} units committed in 300 s:\n{}",
-            tail(log)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// Target rows and the committed units with the rows they recorded, read in one statement (one
 /// snapshot), so a commit landing in between cannot make them disagree.
 async fn target_and_checkpoints(
@@ -524,7 +480,15 @@ async fn a_run_killed_five_times_at_random_moments_resumes_to_an_exact_target() 
         );
         let log = dir.join(format!("attempt-{k}.log"));
         let mut child = spawn_migrate(&config, &log);
-        wait_for_units(&client, &run_id, threshold, &mut child, &log, &context).await;
+        wait_for_units(
+            &client,
+            &run_id,
+            threshold,
+            &mut child,
+            Some(&log),
+            &context,
+        )
+        .await;
         tokio::time::sleep(delay).await;
         if let Some(status) = child.try_wait().expect("poll ferry") {
             panic!(
@@ -720,7 +684,15 @@ async fn cassandra_stopped_mid_run_and_started_20_s_later_ends_in_an_exact_targe
     );
     let log = dir.join("first-run.log");
     let mut child = spawn_migrate(&config, &log);
-    wait_for_units(&client, &run_id, 2, &mut child, &log, "before the outage").await;
+    wait_for_units(
+        &client,
+        &run_id,
+        2,
+        &mut child,
+        Some(&log),
+        "before the outage",
+    )
+    .await;
     let node = StoppedFaultNode::stop().await;
     let (_, units_at_stop, _) = target_and_checkpoints(&client, TARGET, &run_id).await;
     if let Some(status) = child.try_wait().expect("poll ferry") {

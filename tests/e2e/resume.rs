@@ -56,26 +56,7 @@ async fn a_run_killed_mid_table_resumes_and_loads_every_row_exactly_once() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start ferry migrate");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        // ferry_state.units may not exist for the first few milliseconds.
-        let done = client
-            .query_one(
-                "SELECT count(*) FROM ferry_state.units WHERE run_id = $1",
-                &[&run_id],
-            )
-            .await
-            .map_or(0, |r| r.get::<_, i64>(0));
-        if done >= 3 {
-            break;
-        }
-        assert!(
-            child.try_wait().expect("poll ferry").is_none(),
-            "ferry migrate ended before it could be killed"
-        );
-        assert!(Instant::now() < deadline, "no unit committed in 120 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait_for_units(&client, &run_id, 3, &mut child, None, "before the kill").await;
     child.kill().expect("kill ferry");
     child.wait().expect("reap ferry");
 

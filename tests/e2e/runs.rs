@@ -3,7 +3,6 @@
 //! running as one whole-table unit.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use ferry_benchmarks::datagen::{self, Shape};
 
@@ -169,25 +168,7 @@ async fn ctrl_c_stops_cleanly_and_the_run_resumes() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start ferry migrate");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let done = client
-            .query_one(
-                "SELECT count(*) FROM ferry_state.units WHERE run_id = $1",
-                &[&run_id],
-            )
-            .await
-            .map_or(0, |r| r.get::<_, i64>(0));
-        if done >= 3 {
-            break;
-        }
-        assert!(
-            child.try_wait().expect("poll").is_none(),
-            "ended before SIGINT"
-        );
-        assert!(Instant::now() < deadline, "no unit committed in 120 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait_for_units(&client, &run_id, 3, &mut child, None, "before SIGINT").await;
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -7,10 +7,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::faults::{
-    SHARED_SOURCE, UNITS, assert_exact, committed_units, create_target, shared_source, tail,
-    wait_for_units, write_config,
+    SHARED_SOURCE, UNITS, assert_exact, create_target, shared_source, write_config,
 };
-use crate::support;
+use crate::support::{self, committed_units, tail, wait_for_units};
 
 /// Short leases, so that takeovers happen within the test's patience.
 const LEASE_S: u64 = 4;
@@ -207,7 +206,7 @@ async fn a_killed_workers_units_are_taken_over_after_their_lease_expires() {
         &run_id,
         6,
         &mut victim.child,
-        &victim.log,
+        Some(&victim.log),
         "three workers",
     )
     .await;

@@ -511,16 +511,7 @@ async fn a_killed_load_resumes_exactly() {
     assert_eq!(manifest_at(&staged).transform, None, "a raw dump");
 
     let mut child = spawn_ferry(&["load", "-c", path_str(&config)]);
-    wait_for(&mut child, "3 units committed", async || {
-        client
-            .query_one(
-                "SELECT count(*) FROM ferry_state.units WHERE run_id = $1",
-                &[&run_id],
-            )
-            .await
-            .is_ok_and(|r| r.get::<_, i64>(0) >= 3)
-    })
-    .await;
+    support::wait_for_units(&client, &run_id, 3, &mut child, None, "before the kill").await;
     child.kill().expect("kill ferry");
     child.wait().expect("reap ferry");
     let row = client

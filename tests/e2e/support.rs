@@ -3,8 +3,9 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Output};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -406,4 +407,50 @@ pub fn write_config_with_target(dir: &Path, target: &str, run: &str, tables: &st
     let path = dir.join("ferry.toml");
     std::fs::write(&path, text).expect("write config");
     path
+}
+
+/// The last lines of a log, for failure messages.
+pub fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Units committed so far in `run_id` (0 while `ferry_state` does not exist yet).
+pub async fn committed_units(client: &tokio_postgres::Client, run_id: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM ferry_state.units WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await
+        .map_or(0, |r| r.get(0))
+}
+
+/// Waits until `run_id` has at least `units` committed units, failing if `child` ends first (with
+/// the tail of its `log`, if it writes one) or 300 s pass.
+pub async fn wait_for_units(
+    client: &tokio_postgres::Client,
+    run_id: &str,
+    units: i64,
+    child: &mut Child,
+    log: Option<&Path>,
+    context: &str,
+) {
+    let tail = |log: Option<&Path>| log.map(tail).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while committed_units(client, run_id).await < units {
+        if let Some(status) = child.try_wait().expect("poll ferry") {
+            panic!(
+                "{context}: ferry ended ({status}) before {units} units were committed:\n{}",
+                tail(log)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{context}: fewer than {units} units committed in 300 s:\n{}",
+            tail(log)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
