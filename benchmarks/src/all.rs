@@ -218,23 +218,23 @@ mod tests {
             let parsed = Cli::try_parse_from(&argv)
                 .unwrap_or_else(|e| panic!("{scenario:?}: {argv:?}: {e}"))
                 .command;
-            let (rows, runs, path, reuse) = match parsed {
-                Command::Scan(a) => (a.rows, a.runs, a.json, a.reuse),
-                Command::Encode(a) => (a.rows, a.runs, a.json, false),
-                Command::Load(a) => (a.rows, a.runs, a.json, false),
+            let (bench, reuse) = match parsed {
+                Command::Scan(a) => (a.bench, a.source.reuse),
+                Command::Encode(a) => (a.bench, false),
+                Command::Load(a) => (a.bench, false),
                 Command::E2e(a) => {
                     assert_eq!(a.spark.parallelism, [16, 32]);
-                    (a.rows, a.runs, a.json, a.reuse)
+                    (a.bench, a.source.reuse)
                 }
-                Command::Latency(a) => (a.rows, a.runs, a.json, a.reuse),
-                Command::DryRun(a) => (a.rows, a.runs, a.json, a.reuse),
-                Command::Stage(a) => (a.rows, a.runs, a.json, a.reuse),
-                Command::ScaleOut(a) => (a.rows, a.runs, a.json, a.reuse),
-                Command::Validate(a) => (a.rows, a.runs, a.json, a.reuse),
+                Command::Latency(a) => (a.bench, a.source.reuse),
+                Command::DryRun(a) => (a.bench, a.source.reuse),
+                Command::Stage(a) => (a.bench, a.source.reuse),
+                Command::ScaleOut(a) => (a.bench, a.source.reuse),
+                Command::Validate(a) => (a.bench, a.source.reuse),
                 other => panic!("{scenario:?} parsed as {other:?}"),
             };
-            assert_eq!((rows, runs), (500_000, 5), "{scenario:?}");
-            assert_eq!(path.as_deref(), Some(json.as_path()), "{scenario:?}");
+            assert_eq!((bench.rows, bench.runs), (500_000, 5), "{scenario:?}");
+            assert_eq!(bench.json.as_deref(), Some(json.as_path()), "{scenario:?}");
             assert_eq!(reuse, scenario.reads_cassandra(), "{scenario:?}");
         }
     }

@@ -9,12 +9,13 @@
 //! comes from the config (`dry_run.load_rows_per_s`), so no probe runs: the probe's short COPY is
 //! measured apart, as `dry-run+probe`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ferry_pipeline::Config;
 use ferry_pipeline::dryrun::{DryRunOptions, dry_run};
 use ferry_pipeline::report::Status;
 
+use crate::args::{BenchArgs, SourceArgs};
 use crate::datagen::Shape;
 use crate::report::{Figure, Pass, ScenarioReport, median, peak_rss_mb};
 use crate::scan;
@@ -25,33 +26,19 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// `ferry-bench dry-run` arguments.
 #[derive(Debug, clap::Args)]
 pub struct DryRunArgs {
-    /// Rows in the source table (the `mixed` shape).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: u64,
-    /// Runs of each side; the figures are medians.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
+    #[command(flatten)]
+    pub bench: BenchArgs,
     /// Splits read at once (the dry run's `run.connections`).
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
     /// Splits.
     #[arg(long, default_value_t = 32)]
     pub splits: usize,
-    /// Rows per Cassandra page (`source.page_size`).
-    #[arg(long, default_value_t = 5000)]
-    pub page_size: i32,
-    /// Keep a source table an earlier run finished writing instead of writing it again.
-    #[arg(long)]
-    pub reuse: bool,
-    /// Cassandra contact point.
-    #[arg(long, env = "FERRY_CASSANDRA", default_value = "127.0.0.1:9042")]
-    pub cassandra: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// The target database (only read: the dry run writes nothing).
     #[arg(long, env = "FERRY_POSTGRES_URL")]
     pub url: String,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
 }
 
 /// The dry run's config: `source` into `public.ferry_bench_dryrun` (a table that does not exist,
@@ -70,8 +57,8 @@ fn config(args: &DryRunArgs, source: &str, probe: bool) -> Result<Config, BoxErr
          [run]\nconnections = {}\nsplits = {}\nid = \"ferry-bench-dry-run\"\n\
          [dry_run]\n{load}\
          [[table]]\nsource = {}\ntarget = \"public.ferry_bench_dryrun\"\n",
-        q(&args.cassandra),
-        args.page_size,
+        q(&args.source.cassandra),
+        args.source.page_size,
         q(&args.url),
         args.connections,
         args.splits,
@@ -118,25 +105,29 @@ async fn dry_run_pass(config: &Config, rows: u64) -> Result<Pass, BoxError> {
 }
 
 pub async fn run(args: DryRunArgs) -> Result<(), BoxError> {
-    let source = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse).await?;
+    let source = BenchSource::open(&args.source, Shape::Mixed, args.bench.rows).await?;
     let qualified = source.qualified();
     // The splits the dry run plans: the same count over the same ring.
-    let scan_table = source.scan(args.splits, args.page_size).await?;
+    let scan_table = source.scan(args.splits, args.source.page_size).await?;
     let plain = config(&args, &qualified, false)?;
     let probed = config(&args, &qualified, true)?;
 
     eprintln!("warm-up: one scan-only pass and one dry run");
     scan::ferry_scan(&scan_table, args.connections).await?;
-    dry_run_pass(&plain, args.rows).await?;
+    dry_run_pass(&plain, args.bench.rows).await?;
     let (mut scans, mut dries, mut probes) = (Vec::new(), Vec::new(), Vec::new());
-    for run in 0..args.runs.max(1) {
+    for run in 0..args.bench.runs.max(1) {
         // Alternate the sides, so drift on a shared machine hits them alike.
         let s = scan::ferry_scan(&scan_table, args.connections).await?;
-        if s.rows != args.rows {
-            return Err(format!("scan-only read {} rows, expected {}", s.rows, args.rows).into());
+        if s.rows != args.bench.rows {
+            return Err(format!(
+                "scan-only read {} rows, expected {}",
+                s.rows, args.bench.rows
+            )
+            .into());
         }
-        let d = dry_run_pass(&plain, args.rows).await?;
-        let p = dry_run_pass(&probed, args.rows).await?;
+        let d = dry_run_pass(&plain, args.bench.rows).await?;
+        let p = dry_run_pass(&probed, args.bench.rows).await?;
         eprintln!(
             "run {run}: scan-only {:.0} rows/s, dry-run {:.0} rows/s, dry-run+probe {:.0} rows/s",
             s.rows_per_s(),
@@ -147,7 +138,7 @@ pub async fn run(args: DryRunArgs) -> Result<(), BoxError> {
         dries.push(d);
         probes.push(p);
     }
-    let mut report = ScenarioReport::new("dry-run", args.rows);
+    let mut report = ScenarioReport::new("dry-run", args.bench.rows);
     let rss = peak_rss_mb();
     report
         .figures
@@ -175,10 +166,10 @@ pub async fn run(args: DryRunArgs) -> Result<(), BoxError> {
          table per connection, rolled back); rayon threads {}; peak RSS is the whole process's",
         args.splits,
         args.connections,
-        args.page_size,
-        args.runs,
+        args.source.page_size,
+        args.bench.runs,
         rayon::current_num_threads()
     ));
-    report.publish(args.json.as_deref())?;
+    report.publish(args.bench.json.as_deref())?;
     Ok(())
 }

@@ -15,7 +15,7 @@
 //! `e2e-child` subcommand runs one migration and prints its `VmHWM`), so the sizes cannot
 //! inflate each other and the anchors' buffers do not count.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
@@ -25,6 +25,7 @@ use ferry_pipeline::report::Status;
 use serde::Deserialize;
 use tokio_postgres::Client;
 
+use crate::args::{BenchArgs, SourceArgs};
 use crate::datagen::{self, BENCH_KEYSPACE, Shape};
 use crate::load;
 use crate::report::{Figure, Pass, ScenarioReport, median, peak_rss_mb};
@@ -40,24 +41,14 @@ const RUN_ID: &str = "ferry-bench-e2e";
 /// `ferry-bench e2e` arguments.
 #[derive(Debug, clap::Args)]
 pub struct E2eArgs {
-    /// Rows in the source table (the `mixed` shape).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: u64,
-    /// Runs; each runs scan-only, load-only and the migration at every connection count.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
+    #[command(flatten)]
+    pub bench: BenchArgs,
     /// Connection counts M (for scan-only: splits read at once), comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16, 32])]
     pub connections: Vec<usize>,
     /// Splits K (work units); at least the largest M.
     #[arg(long, default_value_t = 64)]
     pub splits: usize,
-    /// Rows per Cassandra page (`source.page_size`).
-    #[arg(long, default_value_t = 5000)]
-    pub page_size: i32,
-    /// Keep source tables an earlier run finished writing instead of writing them again.
-    #[arg(long)]
-    pub reuse: bool,
     /// Source table sizes whose migration's peak RSS is measured, each in a process of its own,
     /// comma-separated (default: --rows). Each size is a table of its own, written if missing.
     #[arg(long, value_delimiter = ',')]
@@ -71,15 +62,11 @@ pub struct E2eArgs {
     /// Target table, created (dropped first) in schema `public`.
     #[arg(long, default_value = "ferry_bench_e2e")]
     pub table: String,
-    /// Cassandra contact point.
-    #[arg(long, env = "FERRY_CASSANDRA", default_value = "127.0.0.1:9042")]
-    pub cassandra: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// The target PostgreSQL/YugabyteDB database.
     #[arg(long, env = "FERRY_POSTGRES_URL")]
     pub url: String,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
     #[command(flatten)]
     pub spark: spark::SparkArgs,
 }
@@ -248,8 +235,8 @@ async fn rss_pass(
         .args(["--table", &args.table])
         .args(["--connections", &connections.to_string()])
         .args(["--splits", &args.splits.to_string()])
-        .args(["--page-size", &args.page_size.to_string()])
-        .env("FERRY_CASSANDRA", &args.cassandra)
+        .args(["--page-size", &args.source.page_size.to_string()])
+        .env("FERRY_CASSANDRA", &args.source.cassandra)
         .env("FERRY_POSTGRES_URL", &args.url)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -289,32 +276,32 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
     load::check_table_name(&args.table)?;
     let (connections, max_m) = setup::connection_counts(&args.connections, Some(args.splits))?;
     let spark_versions = args.spark.prepare(&connections).await?;
-    let source = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse).await?;
+    let source = BenchSource::open(&args.source, Shape::Mixed, args.bench.rows).await?;
     let qualified = source.qualified();
     let config = |m: usize| {
         migrate_config(
-            &args.cassandra,
+            &args.source.cassandra,
             &args.url,
             &qualified,
             &args.table,
             m,
             args.splits,
-            args.page_size,
+            args.source.page_size,
         )
     };
     let admin = &setup::fresh_target(&args.url, &args.table, &config(max_m)?).await?;
     // The anchors' inputs: the splits the migration plans, and their rows encoded once.
-    let scan_table = source.scan(args.splits, args.page_size).await?;
+    let scan_table = source.scan(args.splits, args.source.page_size).await?;
     let Encoded {
         units,
         encoder,
         copy_bytes,
         ..
-    } = setup::encode_once(&scan_table, max_m, admin, &args.table, args.rows).await?;
+    } = setup::encode_once(&scan_table, max_m, admin, &args.table, args.bench.rows).await?;
     let clients = load::connect_many(&args.url, max_m).await?;
 
     eprintln!("warm-up migration at {max_m} connections");
-    let (warm, _) = migrate_pass(&config(max_m)?, admin, &args.table, args.rows).await?;
+    let (warm, _) = migrate_pass(&config(max_m)?, admin, &args.table, args.bench.rows).await?;
     if warm.bytes != copy_bytes {
         return Err(format!(
             "the migration sent {} COPY bytes, load-only's pre-encoded rows are {copy_bytes}: \
@@ -340,7 +327,7 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
     };
     let mut session_s = Vec::new();
     let mut spark_runs = Vec::new();
-    for run in 0..args.runs.max(1) {
+    for run in 0..args.bench.runs.max(1) {
         for (i, &m) in connections.iter().enumerate() {
             // The three sides one after the other at each M, so drift hits them alike; one
             // line per pass, so a CPU sampler running beside can tell the passes apart.
@@ -348,22 +335,26 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
                 eprintln!("run {run} M={m}: {side} {:.0} rows/s", p.rows_per_s());
             };
             let s = scan::ferry_scan(&scan_table, m).await?;
-            if s.rows != args.rows {
-                return Err(
-                    format!("scan-only read {} rows, expected {}", s.rows, args.rows).into(),
-                );
+            if s.rows != args.bench.rows {
+                return Err(format!(
+                    "scan-only read {} rows, expected {}",
+                    s.rows, args.bench.rows
+                )
+                .into());
             }
             done("scan-only", &s);
             let l = load::copy_units(&clients[..m], &encoder, &args.table, &units).await?;
-            if l.rows != args.rows {
-                return Err(
-                    format!("load-only wrote {} rows, expected {}", l.rows, args.rows).into(),
-                );
+            if l.rows != args.bench.rows {
+                return Err(format!(
+                    "load-only wrote {} rows, expected {}",
+                    l.rows, args.bench.rows
+                )
+                .into());
             }
-            load::check_rows(admin, &args.table, args.rows, "load-only").await?;
+            load::check_rows(admin, &args.table, args.bench.rows, "load-only").await?;
             done("load-only", &l);
             let cpu = spark::process_cpu_s();
-            let (f, wall) = migrate_pass(&config(m)?, admin, &args.table, args.rows).await?;
+            let (f, wall) = migrate_pass(&config(m)?, admin, &args.table, args.bench.rows).await?;
             let ferry_cpu_s = spark::process_cpu_s() - cpu;
             session_s.push(wall - f.seconds);
             done("ferry", &f);
@@ -374,9 +365,9 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
                     m,
                     &qualified,
                     &args.table,
-                    args.rows,
+                    args.bench.rows,
                     reference,
-                    &args.cassandra,
+                    &args.source.cassandra,
                     &args.url,
                 )
                 .await?;
@@ -400,17 +391,19 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
     let rss_rows = if args.no_rss {
         Vec::new()
     } else {
-        args.rss_rows.clone().unwrap_or_else(|| vec![args.rows])
+        args.rss_rows
+            .clone()
+            .unwrap_or_else(|| vec![args.bench.rows])
     };
     let mut rss_tables = Vec::new();
     for &rows in &rss_rows {
-        rss_tables.push(if rows == args.rows {
+        rss_tables.push(if rows == args.bench.rows {
             source.table.clone()
         } else {
-            datagen::bench_table(&source.session, Shape::Mixed, rows, args.reuse).await?
+            datagen::bench_table(&source.session, Shape::Mixed, rows, args.source.reuse).await?
         });
     }
-    for run in 0..args.runs.max(1) {
+    for run in 0..args.bench.runs.max(1) {
         // The sizes alternate, so drift hits them alike.
         for (&rows, table) in rss_rows.iter().zip(&rss_tables) {
             eprintln!("run {run}: migrating {rows} rows at {rss_m} connections in a child process");
@@ -433,7 +426,7 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
         .forget(admin)
         .await?;
 
-    let mut report = build_report(args.rows, &runs, peak_rss_mb());
+    let mut report = build_report(args.bench.rows, &runs, peak_rss_mb());
     report.notes.push(format!(
         "mixed shape (12 columns), {} splits, page size {}, {} runs (medians), one warm-up read \
          and one warm-up migration; each migration TRUNCATEs the target and forgets its \
@@ -443,14 +436,14 @@ pub async fn run(args: E2eArgs) -> Result<(), BoxError> {
          the same as the migration; in-process peak RSS is the whole bench process's (it holds \
          the pre-encoded rows), the migrate-* figures' is a child process's",
         args.splits,
-        args.page_size,
-        args.runs.max(1),
+        args.source.page_size,
+        args.bench.runs.max(1),
         median(&session_s)
     ));
     spark::extend_report(&mut report, &spark_runs, &spark_versions);
     print(&report, &runs);
     spark::print(&spark_runs);
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.bench.json {
         report.write(path)?;
     }
     Ok(())
@@ -641,18 +634,8 @@ fn print(report: &ScenarioReport, runs: &E2eRuns) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::passes;
     use ferry_connectors::cassandra::SplitCount;
-
-    fn passes(rates: &[f64]) -> Vec<Pass> {
-        rates
-            .iter()
-            .map(|r| Pass {
-                rows: 1_000,
-                bytes: 2_000,
-                seconds: 1_000.0 / r,
-            })
-            .collect()
-    }
 
     fn rss(rows: u64, peak_rss_mb: f64) -> RssRun {
         RssRun {

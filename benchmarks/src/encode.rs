@@ -16,6 +16,7 @@ use ferry_connectors::yugabyte::types::oid;
 use ferry_connectors::yugabyte::{CopyEncoder, PgType, TargetColumn, TargetTable};
 use rayon::prelude::*;
 
+use crate::args::BenchArgs;
 use crate::datagen::mix;
 use crate::report::{Figure, ScenarioReport, median, peak_rss_mb};
 
@@ -371,21 +372,14 @@ pub fn compare(
 
 #[derive(Debug, clap::Args)]
 pub struct EncodeArgs {
-    /// Rows in the benchmark batches.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: u64,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub bench: BenchArgs,
     /// Table shape.
     #[arg(long, value_enum, default_value = "mixed")]
     pub shape: EncodeShape,
     /// Rows per Arrow batch (DataFusion's default batch size).
     #[arg(long, default_value_t = 8192)]
     pub batch_rows: usize,
-    /// Runs of each side; the figures are medians.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
     /// Where the Arrow IPC file and pgpq's output go.
     #[arg(long, default_value = "target/bench-encode")]
     pub dir: PathBuf,
@@ -401,16 +395,18 @@ pub struct EncodeArgs {
 pub fn run(args: EncodeArgs) -> Result<(), BoxError> {
     std::fs::create_dir_all(&args.dir)?;
     let shape_name = format!("{:?}", args.shape).to_lowercase();
-    let ipc = args.dir.join(format!("{shape_name}-{}.arrow", args.rows));
+    let ipc = args
+        .dir
+        .join(format!("{shape_name}-{}.arrow", args.bench.rows));
     let dump = args
         .dir
-        .join(format!("{shape_name}-{}.pgpq.copy", args.rows));
+        .join(format!("{shape_name}-{}.pgpq.copy", args.bench.rows));
     eprintln!(
         "writing {} rows of {shape_name} to {}",
-        args.rows,
+        args.bench.rows,
         ipc.display()
     );
-    write_ipc(args.shape, args.rows, args.batch_rows, &ipc)?;
+    write_ipc(args.shape, args.bench.rows, args.batch_rows, &ipc)?;
     let batches = read_ipc(&ipc)?;
     let encoder = CopyEncoder::try_new(&args.shape.schema(), &args.shape.target())?;
 
@@ -428,7 +424,7 @@ pub fn run(args: EncodeArgs) -> Result<(), BoxError> {
 
     let (mut single, mut pool, mut py) = (Vec::new(), Vec::new(), Vec::new());
     let mut pgpq_rss: f64 = warm.peak_rss_mb;
-    for _ in 0..args.runs.max(1) {
+    for _ in 0..args.bench.runs.max(1) {
         // Alternate the three, so drift on a shared machine hits all alike.
         single.push(ferry_single(&encoder, &batches));
         pool.push(ferry_pool(&encoder, &batches));
@@ -441,12 +437,16 @@ pub fn run(args: EncodeArgs) -> Result<(), BoxError> {
         });
     }
     for (name, passes) in [("ferry-1t", &single), ("ferry", &pool), ("pgpq", &py)] {
-        if let Some(bad) = passes.iter().find(|p| p.rows != args.rows) {
-            return Err(format!("{name} encoded {} rows, expected {}", bad.rows, args.rows).into());
+        if let Some(bad) = passes.iter().find(|p| p.rows != args.bench.rows) {
+            return Err(format!(
+                "{name} encoded {} rows, expected {}",
+                bad.rows, args.bench.rows
+            )
+            .into());
         }
     }
     let figure = |name: &str, passes: &[Pass], rss: f64| Figure::from_passes(name, passes, rss);
-    let mut report = ScenarioReport::new("encode", args.rows);
+    let mut report = ScenarioReport::new("encode", args.bench.rows);
     report.versions.insert("pgpq".into(), warm.pgpq.clone());
     report
         .versions
@@ -471,15 +471,15 @@ pub fn run(args: EncodeArgs) -> Result<(), BoxError> {
          one warm-up pass each; Ferry into the DESIGN.md default types, pgpq into its inferred \
          types; pgpq timed inside Python around its encode loop only; ferry-1t on one thread, \
          ferry on the rayon pool ({} threads); Ferry's peak RSS is the whole bench process's",
-        args.rows,
+        args.bench.rows,
         args.batch_rows,
-        args.runs,
+        args.bench.runs,
         rayon::current_num_threads()
     ));
     report.notes.extend(comparison);
     if !args.keep {
         let _ = std::fs::remove_file(&ipc);
     }
-    report.publish(args.json.as_deref())?;
+    report.publish(args.bench.json.as_deref())?;
     Ok(())
 }

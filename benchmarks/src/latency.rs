@@ -13,7 +13,6 @@
 //! plugs in by implementing it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +22,7 @@ use ferry_pipeline::checkpoint::{self, Checkpoints};
 use futures::future::BoxFuture;
 use tokio_postgres::Client;
 
+use crate::args::{BenchArgs, SourceArgs};
 use crate::datagen::Shape;
 use crate::e2e::{self, migrate_pass};
 use crate::load;
@@ -42,43 +42,29 @@ const RTT_PROBES: usize = 20;
 /// `ferry-bench latency` arguments.
 #[derive(Debug, clap::Args)]
 pub struct LatencyArgs {
-    /// Rows in the source table (the `mixed` shape).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: u64,
-    /// Runs; each migrates at every connection count on every path.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
+    #[command(flatten)]
+    pub bench: BenchArgs,
     /// Connection counts M, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16, 32, 64])]
     pub connections: Vec<usize>,
     /// Splits K (work units); at least the largest M.
     #[arg(long, default_value_t = 64)]
     pub splits: usize,
-    /// Rows per Cassandra page (`source.page_size`).
-    #[arg(long, default_value_t = 5000)]
-    pub page_size: i32,
     /// Round-trip latency added in front of PostgreSQL, in milliseconds (half each way).
     #[arg(long, default_value_t = 20)]
     pub rtt_ms: u64,
     /// Skip the side through a proxy that adds no delay (which measures the proxy's own cost).
     #[arg(long)]
     pub no_proxy_baseline: bool,
-    /// Keep a source table an earlier run finished writing instead of writing it again.
-    #[arg(long)]
-    pub reuse: bool,
     /// Target table, created (dropped first) in schema `public`.
     #[arg(long, default_value = "ferry_bench_latency")]
     pub table: String,
-    /// Cassandra contact point.
-    #[arg(long, env = "FERRY_CASSANDRA", default_value = "127.0.0.1:9042")]
-    pub cassandra: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// The target PostgreSQL/YugabyteDB database: a `postgresql://` URL with one host, without
     /// TLS host verification (the proxy's address replaces the host).
     #[arg(long, env = "FERRY_POSTGRES_URL")]
     pub url: String,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
     /// The Spark anchor under the same routes, at these parallelisms (each among --connections).
     #[command(flatten)]
     pub spark: SparkArgs,
@@ -356,27 +342,27 @@ pub async fn run(args: LatencyArgs) -> Result<(), BoxError> {
     let (connections, max_m) = setup::connection_counts(&args.connections, Some(args.splits))?;
     let spark_versions = args.spark.prepare(&connections).await?;
     let upstream = upstream(&args.url).await?;
-    let qualified = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse)
+    let qualified = BenchSource::open(&args.source, Shape::Mixed, args.bench.rows)
         .await?
         .qualified();
     // The target table as `ferry schema --apply` creates it from the Cassandra table.
     let schema_config = e2e::migrate_config(
-        &args.cassandra,
+        &args.source.cassandra,
         &args.url,
         &qualified,
         &args.table,
         max_m,
         args.splits,
-        args.page_size,
+        args.source.page_size,
     )?;
     let admin = &setup::fresh_target(&args.url, &args.table, &schema_config).await?;
     let ferry = Ferry {
-        cassandra: args.cassandra.clone(),
+        cassandra: args.source.cassandra.clone(),
         source: qualified.clone(),
         table: args.table.clone(),
         splits: args.splits,
-        page_size: args.page_size,
-        rows: args.rows,
+        page_size: args.source.page_size,
+        rows: args.bench.rows,
         admin: Arc::clone(admin),
     };
 
@@ -408,10 +394,10 @@ pub async fn run(args: LatencyArgs) -> Result<(), BoxError> {
         let reference = spark::Reference::keep(admin, &args.table).await?;
         let spark = Spark {
             args: args.spark.clone(),
-            cassandra: args.cassandra.clone(),
+            cassandra: args.source.cassandra.clone(),
             source: qualified.clone(),
             table: args.table.clone(),
-            rows: args.rows,
+            rows: args.bench.rows,
             admin: Arc::clone(admin),
             reference,
         };
@@ -421,7 +407,7 @@ pub async fn run(args: LatencyArgs) -> Result<(), BoxError> {
         systems.push(Box::new(spark));
     }
     let mut series: Vec<Series> = Vec::new();
-    for run in 0..args.runs.max(1) {
+    for run in 0..args.bench.runs.max(1) {
         for system in &systems {
             for m in system.connections(&connections) {
                 // The routes one after the other at each M, so drift hits them alike.
@@ -465,7 +451,7 @@ pub async fn run(args: LatencyArgs) -> Result<(), BoxError> {
     checkpoint::forget_run(admin, RUN_ID).await?;
     drop((delayed, plain));
 
-    let mut report = build_report(args.rows, args.rtt_ms, &series, peak_rss_mb());
+    let mut report = build_report(args.bench.rows, args.rtt_ms, &series, peak_rss_mb());
     report.versions.extend(spark_versions);
     let ms = |route: Route| {
         rtts.iter()
@@ -495,11 +481,11 @@ pub async fn run(args: LatencyArgs) -> Result<(), BoxError> {
          migrate report (planning, connecting M workers, every unit with its checkpoint, all \
          through the route)",
         args.splits,
-        args.page_size,
-        args.runs.max(1)
+        args.source.page_size,
+        args.bench.runs.max(1)
     ));
     print(&report, &series, args.rtt_ms);
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.bench.json {
         report.write(path)?;
     }
     Ok(())
@@ -649,17 +635,7 @@ fn print(report: &ScenarioReport, series: &[Series], rtt_ms: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn passes(rates: &[f64]) -> Vec<Pass> {
-        rates
-            .iter()
-            .map(|r| Pass {
-                rows: 1_000,
-                bytes: 2_000,
-                seconds: 1_000.0 / r,
-            })
-            .collect()
-    }
+    use crate::report::passes;
 
     fn series(connections: usize, route: Route, rates: &[f64]) -> Series {
         Series {

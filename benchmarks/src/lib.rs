@@ -11,6 +11,7 @@
 //! on one run against one worker with as many connections, and what unit leases cost.
 
 pub mod all;
+pub mod args;
 pub mod cli;
 pub mod datagen;
 pub mod dryrun;

@@ -24,6 +24,7 @@ use ferry_sql::{CqlType, NativeType};
 use futures::SinkExt;
 use tokio_postgres::Client;
 
+use crate::args::BenchArgs;
 use crate::datagen::QuickstartRow;
 use crate::scan::Pass;
 
@@ -357,15 +358,8 @@ pub async fn connect_many(url: &str, count: usize) -> Result<Vec<Arc<Client>>, B
 /// `ferry-bench load` arguments.
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
-    /// Rows to load.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: u64,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub json: Option<std::path::PathBuf>,
-    /// Runs of each side; the figures are medians.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
+    #[command(flatten)]
+    pub bench: BenchArgs,
     /// Connection counts for Ferry's side, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4, 8])]
     pub connections: Vec<usize>,
@@ -403,8 +397,8 @@ pub async fn run(args: LoadArgs) -> Result<(), BoxError> {
     let admin = admin.first().ok_or("no admin connection")?;
     create_table(admin, table, !args.no_primary_key).await?;
 
-    eprintln!("generating and encoding {} rows", args.rows);
-    let batches = quickstart_batches(1, args.rows, args.batch_rows)?;
+    eprintln!("generating and encoding {} rows", args.bench.rows);
+    let batches = quickstart_batches(1, args.bench.rows, args.batch_rows)?;
     let (encoder, encoded) = encode_all(admin, table, &batches).await?;
     drop(batches);
     let encoded = Arc::new(encoded);
@@ -419,10 +413,10 @@ pub async fn run(args: LoadArgs) -> Result<(), BoxError> {
         server_copy(admin, &encoder, table, &path, file_bytes).await?;
         let mut server = Vec::new();
         let mut ferry: Vec<Vec<Pass>> = vec![Vec::new(); connections.len()];
-        for run in 0..args.runs.max(1) {
+        for run in 0..args.bench.runs.max(1) {
             // Alternate the sides, so drift on a shared machine hits all alike.
             let pass = server_copy(admin, &encoder, table, &path, file_bytes).await?;
-            check_rows(admin, table, args.rows, "server-side COPY").await?;
+            check_rows(admin, table, args.bench.rows, "server-side COPY").await?;
             eprintln!(
                 "run {run}: server-copy {:.0} rows/s",
                 pass.rows as f64 / pass.seconds
@@ -431,14 +425,14 @@ pub async fn run(args: LoadArgs) -> Result<(), BoxError> {
             for (i, &m) in connections.iter().enumerate() {
                 let pass =
                     ferry_copy(&clients[..m], &encoder, table, &encoded, args.unit_batches).await?;
-                if pass.rows != args.rows {
+                if pass.rows != args.bench.rows {
                     return Err(format!(
                         "ferry-{m}c: COPY reported {} rows, expected {}",
-                        pass.rows, args.rows
+                        pass.rows, args.bench.rows
                     )
                     .into());
                 }
-                check_rows(admin, table, args.rows, &format!("ferry-{m}c")).await?;
+                check_rows(admin, table, args.bench.rows, &format!("ferry-{m}c")).await?;
                 eprintln!(
                     "run {run}: ferry-{m}c {:.0} rows/s",
                     pass.rows as f64 / pass.seconds
@@ -454,7 +448,7 @@ pub async fn run(args: LoadArgs) -> Result<(), BoxError> {
 
     let rate = |p: &Pass| p.rows as f64 / p.seconds;
     let figure = |name: String, passes: &[Pass]| Figure::from_passes(name, passes, peak_rss_mb());
-    let mut report = ScenarioReport::new("load", args.rows);
+    let mut report = ScenarioReport::new("load", args.bench.rows);
     report.figures.push(figure("server-copy".into(), &server));
     // Per-run ratios against the ceiling measured in the same run.
     let ratio = |passes: &[Pass]| {
@@ -493,10 +487,10 @@ pub async fn run(args: LoadArgs) -> Result<(), BoxError> {
         args.batch_rows,
         args.unit_batches,
         if args.no_primary_key { "no" } else { "with" },
-        args.runs,
+        args.bench.runs,
         file_bytes
     ));
-    report.publish(args.json.as_deref())?;
+    report.publish(args.bench.json.as_deref())?;
     Ok(())
 }
 

@@ -171,6 +171,19 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// One pass of 1,000 rows (2,000 bytes) at each of `rates` rows/s: the scenarios' test input.
+#[cfg(test)]
+pub fn passes(rates: &[f64]) -> Vec<Pass> {
+    rates
+        .iter()
+        .map(|r| Pass {
+            rows: 1_000,
+            bytes: 2_000,
+            seconds: 1_000.0 / r,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@
 //! the unit's transaction, drops) over their whole time on units, from the report's `lease_s`
 //! and `units_s`; the goal is ≤ 5%.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +23,7 @@ use ferry_pipeline::lease::WorkerIdentity;
 use ferry_pipeline::progress::RunProgress;
 use ferry_pipeline::report::Status;
 
+use crate::args::{BenchArgs, SourceArgs};
 use crate::datagen::Shape;
 use crate::e2e::migrate_config;
 use crate::load;
@@ -34,12 +35,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// `ferry-bench scale-out` arguments.
 #[derive(Debug, clap::Args)]
 pub struct ScaleOutArgs {
-    /// Rows in the source table (the `mixed` shape).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: u64,
-    /// Runs of each pass; figures are medians.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
+    #[command(flatten)]
+    pub bench: BenchArgs,
     /// Worker counts, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 3])]
     pub workers: Vec<usize>,
@@ -49,24 +46,14 @@ pub struct ScaleOutArgs {
     /// Splits (units) of the table.
     #[arg(long, default_value_t = 64)]
     pub splits: usize,
-    /// Rows per Cassandra page (`source.page_size`).
-    #[arg(long, default_value_t = 5000)]
-    pub page_size: i32,
-    /// Keep a source table an earlier run finished writing instead of writing it again.
-    #[arg(long)]
-    pub reuse: bool,
-    /// Cassandra contact point.
-    #[arg(long, env = "FERRY_CASSANDRA", default_value = "127.0.0.1:9042")]
-    pub cassandra: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// The target database.
     #[arg(long, env = "FERRY_POSTGRES_URL")]
     pub url: String,
     /// The target table (`public.<name>`, created from the Cassandra table).
     #[arg(long, default_value = "ferry_bench_scaleout")]
     pub table: String,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
 }
 
 /// The run ids of this scenario's passes start with this; they are forgotten at the end.
@@ -93,13 +80,13 @@ async fn workers_pass(
     let mut configs = Vec::with_capacity(workers);
     for w in 0..workers {
         let mut config: Config = migrate_config(
-            &args.cassandra,
+            &args.source.cassandra,
             &args.url,
             source,
             &args.table,
             connections,
             args.splits,
-            args.page_size,
+            args.source.page_size,
         )?;
         config.run.id = run_id.to_string();
         config.run.restart = false;
@@ -138,10 +125,14 @@ async fn workers_pass(
         units_s += t.units_s;
         lease_s += t.lease_s;
     }
-    if rows != args.rows {
-        return Err(format!("the workers wrote {rows} rows, expected {}", args.rows).into());
+    if rows != args.bench.rows {
+        return Err(format!(
+            "the workers wrote {rows} rows, expected {}",
+            args.bench.rows
+        )
+        .into());
     }
-    load::check_rows(admin, &args.table, args.rows, "the workers").await?;
+    load::check_rows(admin, &args.table, args.bench.rows, "the workers").await?;
     Ok(WorkersPass {
         pass: Pass {
             rows,
@@ -165,17 +156,17 @@ pub async fn run(args: ScaleOutArgs) -> Result<(), BoxError> {
         )
         .into());
     }
-    let qualified = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse)
+    let qualified = BenchSource::open(&args.source, Shape::Mixed, args.bench.rows)
         .await?
         .qualified();
     let schema_config = migrate_config(
-        &args.cassandra,
+        &args.source.cassandra,
         &args.url,
         &qualified,
         &args.table,
         1,
         args.splits,
-        args.page_size,
+        args.source.page_size,
     )?;
     let admin = &setup::fresh_target(&args.url, &args.table, &schema_config).await?;
 
@@ -196,7 +187,7 @@ pub async fn run(args: ScaleOutArgs) -> Result<(), BoxError> {
         .filter(|&&w| w > 1)
         .map(|&w| (w, vec![]))
         .collect();
-    for run in 1..=args.runs.max(1) {
+    for run in 1..=args.bench.runs.max(1) {
         // Alternate the sides within each run, so drift on a shared machine hits them alike.
         for (w, passes) in many.iter_mut() {
             let id = pass(*w, args.connections, run);
@@ -221,7 +212,7 @@ pub async fn run(args: ScaleOutArgs) -> Result<(), BoxError> {
         }
     }
 
-    let mut report = ScenarioReport::new("scale-out", args.rows);
+    let mut report = ScenarioReport::new("scale-out", args.bench.rows);
     let rss = peak_rss_mb();
     let passes = |v: &[WorkersPass]| v.iter().map(|p| p.pass).collect::<Vec<_>>();
     let c = args.connections;
@@ -276,7 +267,7 @@ pub async fn run(args: ScaleOutArgs) -> Result<(), BoxError> {
          renewal; a pass is timed from the first worker's start to the last one's end; \
          `lease/unit` (under sizes: a share of time, not a throughput ratio) is the lease \
          statements' time over the workers' time on units, median over every pass",
-        args.splits, args.page_size, args.runs
+        args.splits, args.source.page_size, args.bench.runs
     ));
     report.print();
     for id in &run_ids {
@@ -286,7 +277,7 @@ pub async fn run(args: ScaleOutArgs) -> Result<(), BoxError> {
         checkpoint::forget_run(admin, id).await?;
     }
     load::truncate(admin, &args.table).await?;
-    if let Some(path) = &args.json {
+    if let Some(path) = &args.bench.json {
         report.write(Path::new(path))?;
     }
     Ok(())

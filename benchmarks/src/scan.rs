@@ -2,7 +2,6 @@
 //! fetches the same pages of the same splits and decodes nothing. The ratio is what decoding
 //! costs on top of what Cassandra itself needs to serve the data.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -16,6 +15,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use scylla::client::session::Session;
 use scylla::response::{PagingState, PagingStateResponse};
 
+use crate::args::{BenchArgs, SourceArgs};
 use crate::datagen::Shape;
 use crate::report::{Figure, ScenarioReport, median, peak_rss_mb};
 use crate::setup::BenchSource;
@@ -129,12 +129,8 @@ pub async fn collect_splits(
 
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
-    /// Rows in the benchmark table.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: u64,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub bench: BenchArgs,
     /// Table shape.
     #[arg(long, value_enum, default_value = "mixed")]
     pub shape: Shape,
@@ -144,41 +140,49 @@ pub struct ScanArgs {
     /// Splits read at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
-    /// Runs of each side; the figures are medians.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
-    /// Rows per page.
-    #[arg(long, default_value_t = 5000)]
-    pub page_size: i32,
-    /// Keep the benchmark table an earlier run finished writing instead of writing it again.
-    #[arg(long)]
-    pub reuse: bool,
-    /// Cassandra contact point.
-    #[arg(long, env = "FERRY_CASSANDRA", default_value = "127.0.0.1:9042")]
-    pub cassandra: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 /// Runs the scenario.
 pub async fn run(args: ScanArgs) -> Result<(), BoxError> {
-    let source = BenchSource::open(&args.cassandra, args.shape, args.rows, args.reuse).await?;
+    let source = BenchSource::open(&args.source, args.shape, args.bench.rows).await?;
     let session = &source.session;
 
     let (mut fetch, mut ferry) = (Vec::new(), Vec::new());
     // Warm-up pass, so neither side pays for a cold page cache.
-    let scan_table = source.scan(args.splits, args.page_size).await?;
-    fetch_only(session, &scan_table, args.page_size, args.concurrency).await?;
-    for _ in 0..args.runs.max(1) {
+    let scan_table = source.scan(args.splits, args.source.page_size).await?;
+    fetch_only(
+        session,
+        &scan_table,
+        args.source.page_size,
+        args.concurrency,
+    )
+    .await?;
+    for _ in 0..args.bench.runs.max(1) {
         // Alternate the two, so drift on a shared machine hits both alike.
-        fetch.push(fetch_only(session, &scan_table, args.page_size, args.concurrency).await?);
+        fetch.push(
+            fetch_only(
+                session,
+                &scan_table,
+                args.source.page_size,
+                args.concurrency,
+            )
+            .await?,
+        );
         ferry.push(ferry_scan(&scan_table, args.concurrency).await?);
     }
     for (name, passes) in [("fetch-only", &fetch), ("ferry", &ferry)] {
-        if let Some(bad) = passes.iter().find(|p| p.rows != args.rows) {
-            return Err(format!("{name} read {} rows, expected {}", bad.rows, args.rows).into());
+        if let Some(bad) = passes.iter().find(|p| p.rows != args.bench.rows) {
+            return Err(format!(
+                "{name} read {} rows, expected {}",
+                bad.rows, args.bench.rows
+            )
+            .into());
         }
     }
     let figure = |name: &str, passes: &[Pass]| Figure::from_passes(name, passes, peak_rss_mb());
-    let mut report = ScenarioReport::new("scan", args.rows);
+    let mut report = ScenarioReport::new("scan", args.bench.rows);
     report.figures.push(figure("fetch-only", &fetch));
     report.figures.push(figure("ferry", &ferry));
     let ratios: Vec<f64> = fetch
@@ -192,8 +196,8 @@ pub async fn run(args: ScanArgs) -> Result<(), BoxError> {
     report.notes.push(format!(
         "shape {:?}, {} splits, {} at once, page size {}, {} runs each (medians), one warm-up fetch pass; \
          peak RSS is the whole process's",
-        args.shape, scan_table.splits().len(), args.concurrency, args.page_size, args.runs
+        args.shape, scan_table.splits().len(), args.concurrency, args.source.page_size, args.bench.runs
     ));
-    report.publish(args.json.as_deref())?;
+    report.publish(args.bench.json.as_deref())?;
     Ok(())
 }

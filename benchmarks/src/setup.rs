@@ -10,6 +10,7 @@ use ferry_pipeline::Config;
 use scylla::client::session::Session;
 use tokio_postgres::Client;
 
+use crate::args::SourceArgs;
 use crate::datagen::{self, BENCH_KEYSPACE, Shape};
 use crate::{load, scan};
 
@@ -23,19 +24,14 @@ pub struct BenchSource {
 }
 
 impl BenchSource {
-    /// Connects to `cassandra` and writes the `shape` table of `rows` rows, unless `reuse` and an
-    /// earlier run finished writing it.
-    pub async fn open(
-        cassandra: &str,
-        shape: Shape,
-        rows: u64,
-        reuse: bool,
-    ) -> Result<Self, BoxError> {
+    /// Connects to `source.cassandra` and writes the `shape` table of `rows` rows, unless
+    /// `source.reuse` and an earlier run finished writing it.
+    pub async fn open(source: &SourceArgs, shape: Shape, rows: u64) -> Result<Self, BoxError> {
         let session = cassandra::connect(&cassandra::CassandraConfig::new(vec![
-            cassandra.to_string(),
+            source.cassandra.clone(),
         ]))
         .await?;
-        let table = datagen::bench_table(&session, shape, rows, reuse).await?;
+        let table = datagen::bench_table(&session, shape, rows, source.reuse).await?;
         Ok(Self { session, table })
     }
 

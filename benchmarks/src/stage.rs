@@ -19,6 +19,7 @@ use ferry_pipeline::progress::RunProgress;
 use ferry_pipeline::report::Status;
 use ferry_pipeline::{Config, DumpOptions, Report};
 
+use crate::args::{BenchArgs, SourceArgs};
 use crate::datagen::Shape;
 use crate::e2e::{migrate_config, rows_label};
 use crate::load;
@@ -34,42 +35,28 @@ const RUN_ID: &str = "ferry-bench-stage";
 /// `ferry-bench stage` arguments.
 #[derive(Debug, clap::Args)]
 pub struct StageArgs {
-    /// Rows in the source table (the `mixed` shape).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: u64,
-    /// Runs; each runs scan-only, the dump, load-only and the load.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
+    #[command(flatten)]
+    pub bench: BenchArgs,
     /// Connections M of the loads, and splits read at once by the scan and the dump.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
     /// Splits K (work units).
     #[arg(long, default_value_t = 32)]
     pub splits: usize,
-    /// Rows per Cassandra page (`source.page_size`).
-    #[arg(long, default_value_t = 5000)]
-    pub page_size: i32,
     /// zstd level of the staged files (`staging.zstd_level`).
     #[arg(long, default_value_t = 1)]
     pub zstd_level: i32,
-    /// Keep the source table an earlier run finished writing instead of writing it again.
-    #[arg(long)]
-    pub reuse: bool,
     /// Where the dumps go (emptied by each dump).
     #[arg(long, default_value = "/var/tmp/ferry-bench/stage")]
     pub dir: PathBuf,
     /// Target table, created (dropped first) in schema `public`.
     #[arg(long, default_value = "ferry_bench_stage")]
     pub table: String,
-    /// Cassandra contact point.
-    #[arg(long, env = "FERRY_CASSANDRA", default_value = "127.0.0.1:9042")]
-    pub cassandra: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// The target PostgreSQL/YugabyteDB database.
     #[arg(long, env = "FERRY_POSTGRES_URL")]
     pub url: String,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
 }
 
 /// The one table of a dump or load report, checked: every row, none rejected.
@@ -104,16 +91,16 @@ pub async fn run(args: StageArgs) -> Result<(), BoxError> {
     if args.splits < m {
         return Err(format!("--splits {} is less than --connections {m}", args.splits).into());
     }
-    let source = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse).await?;
+    let source = BenchSource::open(&args.source, Shape::Mixed, args.bench.rows).await?;
     let qualified = source.qualified();
     let mut config: Config = migrate_config(
-        &args.cassandra,
+        &args.source.cassandra,
         &args.url,
         &qualified,
         &args.table,
         m,
         args.splits,
-        args.page_size,
+        args.source.page_size,
     )?;
     config.run.id = RUN_ID.into();
     config.staging.zstd_level = args.zstd_level;
@@ -125,13 +112,13 @@ pub async fn run(args: StageArgs) -> Result<(), BoxError> {
     )?;
     let admin = &setup::fresh_target(&args.url, &args.table, &config).await?;
     // The anchors' inputs: the splits the dump plans, and their rows encoded once.
-    let scan_table = source.scan(args.splits, args.page_size).await?;
+    let scan_table = source.scan(args.splits, args.source.page_size).await?;
     let Encoded {
         units,
         encoder,
         copy_bytes,
         ..
-    } = setup::encode_once(&scan_table, m, admin, &args.table, args.rows).await?;
+    } = setup::encode_once(&scan_table, m, admin, &args.table, args.bench.rows).await?;
     let clients = load::connect_many(&args.url, m).await?;
 
     let dump = async |config: &Config| {
@@ -142,7 +129,7 @@ pub async fn run(args: StageArgs) -> Result<(), BoxError> {
         let report =
             ferry_pipeline::dump_with(config, &location, options, Arc::new(RunProgress::default()))
                 .await;
-        check(&report, args.rows)
+        check(&report, args.bench.rows)
     };
     let load_parquet = async |config: &Config| {
         let mut config = config.clone();
@@ -151,8 +138,8 @@ pub async fn run(args: StageArgs) -> Result<(), BoxError> {
         let report =
             ferry_pipeline::load_with(&config, location.clone(), Arc::new(RunProgress::default()))
                 .await;
-        let pass = check(&report, args.rows)?;
-        load::check_rows(admin, &args.table, args.rows, "load-parquet").await?;
+        let pass = check(&report, args.bench.rows)?;
+        load::check_rows(admin, &args.table, args.bench.rows, "load-parquet").await?;
         Ok::<_, BoxError>(pass)
     };
     eprintln!("warm-up dump and load");
@@ -170,20 +157,24 @@ pub async fn run(args: StageArgs) -> Result<(), BoxError> {
 
     let (mut scans, mut dumps, mut loads, mut parquet_loads) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for run in 0..args.runs.max(1) {
+    for run in 0..args.bench.runs.max(1) {
         let done = |side: &str, p: &Pass| {
             eprintln!("run {run}: {side} {:.0} rows/s", p.rows_per_s());
         };
         // One after the other, each against its anchor, so drift hits both alike.
         let s = scan::ferry_scan(&scan_table, m).await?;
-        if s.rows != args.rows {
-            return Err(format!("scan-only read {} rows, expected {}", s.rows, args.rows).into());
+        if s.rows != args.bench.rows {
+            return Err(format!(
+                "scan-only read {} rows, expected {}",
+                s.rows, args.bench.rows
+            )
+            .into());
         }
         done("scan-only", &s);
         let d = dump(&config).await?;
         done("dump", &d);
         let l = load::copy_units(&clients, &encoder, &args.table, &units).await?;
-        load::check_rows(admin, &args.table, args.rows, "load-only").await?;
+        load::check_rows(admin, &args.table, args.bench.rows, "load-only").await?;
         done("load-only", &l);
         let p = load_parquet(&config).await?;
         done("load-parquet", &p);
@@ -199,7 +190,7 @@ pub async fn run(args: StageArgs) -> Result<(), BoxError> {
         .await?;
 
     let report = build_report(
-        args.rows,
+        args.bench.rows,
         &Runs {
             scan: scans,
             dump: dumps,
@@ -217,16 +208,16 @@ pub async fn run(args: StageArgs) -> Result<(), BoxError> {
              includes checking every file's footer against the manifest and every split's \
              content hash); each dump starts over (--restart), each load empties the target and \
              forgets its checkpoints first; load-only moves the same {copy_bytes} COPY bytes",
-            args.rows,
-            rows_label(args.rows),
+            args.bench.rows,
+            rows_label(args.bench.rows),
             args.splits,
-            args.page_size,
+            args.source.page_size,
             args.zstd_level,
             args.dir.display(),
-            args.runs.max(1)
+            args.bench.runs.max(1)
         ),
     );
-    report.publish(args.json.as_deref())?;
+    report.publish(args.bench.json.as_deref())?;
     Ok(())
 }
 
@@ -286,17 +277,7 @@ pub fn build_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn passes(rates: &[f64]) -> Vec<Pass> {
-        rates
-            .iter()
-            .map(|r| Pass {
-                rows: 1000,
-                bytes: 2000,
-                seconds: 1000.0 / r,
-            })
-            .collect()
-    }
+    use crate::report::passes;
 
     #[test]
     fn ratios_are_medians_of_run_by_run_ratios() {

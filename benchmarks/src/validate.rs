@@ -8,11 +8,10 @@
 //! it with the run's stored split plan. Both are timed by their table's `elapsed_s` (planning,
 //! target introspection and the reads or writes), not the Cassandra session's start.
 
-use std::path::PathBuf;
-
 use ferry_pipeline::report::Status;
 use ferry_pipeline::validate::{ValidateOptions, validate};
 
+use crate::args::{BenchArgs, SourceArgs};
 use crate::datagen::Shape;
 use crate::e2e::{migrate_config, migrate_pass};
 use crate::load;
@@ -24,36 +23,22 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// `ferry-bench validate` arguments.
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// Rows in the source table (the `mixed` shape).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: u64,
-    /// Runs of each side; the figures are medians.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
+    #[command(flatten)]
+    pub bench: BenchArgs,
     /// Target connections (and splits read at once), for both.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
     /// Splits.
     #[arg(long, default_value_t = 32)]
     pub splits: usize,
-    /// Rows per Cassandra page (`source.page_size`).
-    #[arg(long, default_value_t = 5000)]
-    pub page_size: i32,
-    /// Keep a source table an earlier run finished writing instead of writing it again.
-    #[arg(long)]
-    pub reuse: bool,
     /// The target table (in schema `public`), created from the Cassandra schema.
     #[arg(long, default_value = "ferry_bench_validate")]
     pub table: String,
-    /// Cassandra contact point.
-    #[arg(long, env = "FERRY_CASSANDRA", default_value = "127.0.0.1:9042")]
-    pub cassandra: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// The target database.
     #[arg(long, env = "FERRY_POSTGRES_URL")]
     pub url: String,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
 }
 
 /// One validation, timed by its table's elapsed time; fails unless it found the table equal.
@@ -85,26 +70,26 @@ async fn validate_pass(config: &ferry_pipeline::Config, rows: u64) -> Result<Pas
 
 pub async fn run(args: ValidateArgs) -> Result<(), BoxError> {
     load::check_table_name(&args.table)?;
-    let source = BenchSource::open(&args.cassandra, Shape::Mixed, args.rows, args.reuse).await?;
+    let source = BenchSource::open(&args.source, Shape::Mixed, args.bench.rows).await?;
     let qualified = source.qualified();
     let config = migrate_config(
-        &args.cassandra,
+        &args.source.cassandra,
         &args.url,
         &qualified,
         &args.table,
         args.connections,
         args.splits,
-        args.page_size,
+        args.source.page_size,
     )?;
     let admin = &setup::fresh_target(&args.url, &args.table, &config).await?;
 
     eprintln!("warm-up: one migration and one validation");
-    migrate_pass(&config, admin, &args.table, args.rows).await?;
-    validate_pass(&config, args.rows).await?;
+    migrate_pass(&config, admin, &args.table, args.bench.rows).await?;
+    validate_pass(&config, args.bench.rows).await?;
     let (mut migrations, mut validations) = (Vec::new(), Vec::new());
-    for run in 0..args.runs.max(1) {
-        let (m, _) = migrate_pass(&config, admin, &args.table, args.rows).await?;
-        let v = validate_pass(&config, args.rows).await?;
+    for run in 0..args.bench.runs.max(1) {
+        let (m, _) = migrate_pass(&config, admin, &args.table, args.bench.rows).await?;
+        let v = validate_pass(&config, args.bench.rows).await?;
         eprintln!(
             "run {run}: migrate {:.2}s ({:.0} rows/s), validate {:.2}s ({:.0} rows/s), ratio {:.2}",
             m.seconds,
@@ -116,7 +101,7 @@ pub async fn run(args: ValidateArgs) -> Result<(), BoxError> {
         migrations.push(m);
         validations.push(v);
     }
-    let mut report = ScenarioReport::new("validate", args.rows);
+    let mut report = ScenarioReport::new("validate", args.bench.rows);
     let rss = peak_rss_mb();
     report
         .figures
@@ -140,10 +125,10 @@ pub async fn run(args: ValidateArgs) -> Result<(), BoxError> {
          the run's stored split plan; both timed by their table's elapsed time; rayon threads {}",
         args.splits,
         args.connections,
-        args.page_size,
-        args.runs,
+        args.source.page_size,
+        args.bench.runs,
         rayon::current_num_threads()
     ));
-    report.publish(args.json.as_deref())?;
+    report.publish(args.bench.json.as_deref())?;
     Ok(())
 }
