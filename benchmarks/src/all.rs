@@ -20,10 +20,11 @@ pub enum Scenario {
     Stage,
     ScaleOut,
     Validate,
+    Upsert,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Scan,
         Scenario::Encode,
         Scenario::Load,
@@ -33,6 +34,7 @@ impl Scenario {
         Scenario::Stage,
         Scenario::ScaleOut,
         Scenario::Validate,
+        Scenario::Upsert,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Scenario {
             Scenario::Stage => "stage",
             Scenario::ScaleOut => "scale-out",
             Scenario::Validate => "validate",
+            Scenario::Upsert => "upsert",
         }
     }
 
@@ -60,6 +63,7 @@ impl Scenario {
                 | Scenario::Stage
                 | Scenario::ScaleOut
                 | Scenario::Validate
+                | Scenario::Upsert
         )
     }
 }
@@ -128,6 +132,7 @@ pub async fn run(args: AllArgs) -> Result<(), BoxError> {
                 Command::Stage(a) => crate::stage::run(a).await,
                 Command::ScaleOut(a) => crate::scaleout::run(a).await,
                 Command::Validate(a) => crate::validate::run(a).await,
+                Command::Upsert(a) => crate::upsert::run(a).await,
                 other => Err(format!("`all` does not run {other:?}").into()),
             },
             Err(e) => Err(e.to_string().into()),
@@ -231,6 +236,7 @@ mod tests {
                 Command::Stage(a) => (a.bench, a.source.reuse),
                 Command::ScaleOut(a) => (a.bench, a.source.reuse),
                 Command::Validate(a) => (a.bench, a.source.reuse),
+                Command::Upsert(a) => (a.bench, a.source.reuse),
                 other => panic!("{scenario:?} parsed as {other:?}"),
             };
             assert_eq!((bench.rows, bench.runs), (500_000, 5), "{scenario:?}");

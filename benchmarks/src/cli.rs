@@ -51,6 +51,8 @@ pub enum Command {
     Stage(crate::stage::StageArgs),
     /// `ferry validate` of a table against its migration, in the same run (a time ratio).
     Validate(crate::validate::ValidateArgs),
+    /// Upsert mode (into an empty table and over a full one) against transactional mode.
+    Upsert(crate::upsert::UpsertArgs),
     /// W workers on one run (unit leases) against one worker with as many connections, and the
     /// lease statements' share of the time on units.
     ScaleOut(crate::scaleout::ScaleOutArgs),
@@ -94,6 +96,7 @@ pub async fn run(command: Command) -> Result<(), BoxError> {
         Command::DryRun(args) => crate::dryrun::run(args).await,
         Command::Stage(args) => crate::stage::run(args).await,
         Command::Validate(args) => crate::validate::run(args).await,
+        Command::Upsert(args) => crate::upsert::run(args).await,
         Command::ScaleOut(args) => crate::scaleout::run(args).await,
         Command::E2eChild(args) => crate::e2e::child(args).await,
         Command::Datagen {

@@ -168,7 +168,11 @@ pub async fn migrate_pass(
     Ok((pass, wall))
 }
 
-fn check_migration(report: &ferry_pipeline::Report, rows: u64) -> Result<(Pass, u64), BoxError> {
+/// The migration's pass, and its COPY bytes; fails unless every row was written and none rejected.
+pub fn check_migration(
+    report: &ferry_pipeline::Report,
+    rows: u64,
+) -> Result<(Pass, u64), BoxError> {
     if report.status != Status::Ok {
         let why = report.error.as_deref().unwrap_or("no reason given");
         return Err(format!("migrate failed: {why}").into());

@@ -8,7 +8,8 @@
 //! measures it with PostgreSQL behind a round-trip latency ([`proxy`]) against itself without;
 //! [`dryrun`] measures `ferry dry-run` against scan-only; [`stage`] the dump
 //! and the load of staged Parquet against scan-only and load-only; [`scaleout`] several workers
-//! on one run against one worker with as many connections, and what unit leases cost.
+//! on one run against one worker with as many connections, and what unit leases cost; [`upsert`]
+//! upsert mode against transactional mode.
 
 pub mod all;
 pub mod args;
@@ -26,4 +27,5 @@ pub mod scan;
 pub mod setup;
 pub mod spark;
 pub mod stage;
+pub mod upsert;
 pub mod validate;

@@ -106,6 +106,10 @@ pub enum ConnectorError {
     #[error("fast mode refused for {table}: {reason}; use mode = \"transactional\" for this table")]
     FastModeRefused { table: String, reason: String },
 
+    /// Upsert mode was asked for where rows cannot be matched by key.
+    #[error("upsert mode refused for {table}: {reason}")]
+    UpsertRefused { table: String, reason: String },
+
     /// The target table does not exist.
     #[error("target table {0} does not exist (create it, or generate it with `ferry schema`)")]
     TargetTableNotFound(String),

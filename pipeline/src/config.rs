@@ -286,6 +286,21 @@ pub enum WriteMode {
     /// YugabyteDB's `yb_disable_transactional_writes` + `yb_enable_upsert_mode`: rows are
     /// upserted without a distributed transaction, so a unit loaded again overwrites itself.
     Fast,
+    /// As transactional, but each unit's rows are merged into the target by primary key
+    /// (`INSERT … ON CONFLICT DO UPDATE` from a temporary table): rows already in the target are
+    /// replaced. For catch-up runs and targets that already hold some of the rows.
+    Upsert,
+}
+
+impl WriteMode {
+    /// The mode's name in the config, reports and `explain`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WriteMode::Transactional => "transactional",
+            WriteMode::Fast => "fast",
+            WriteMode::Upsert => "upsert",
+        }
+    }
 }
 
 impl TableConfig {
@@ -610,6 +625,26 @@ mod tests {
         ] {
             assert_eq!(glob_match(p, n), want, "{p} vs {n}");
         }
+    }
+
+    #[test]
+    fn the_write_mode_comes_from_the_run_unless_the_table_says() {
+        let text = MINIMAL.replace(
+            "[[table]]\n        source = \"ks.users\"",
+            "[run]\nmode = \"upsert\"\n[[table]]\nsource = \"ks.a\"\n\
+             [[table]]\nsource = \"ks.b\"\nmode = \"transactional\"",
+        );
+        let c = Config::parse(&text, Path::new("f.toml"), &env).expect("valid");
+        let modes: Vec<_> = c.tables.iter().map(|t| t.mode(&c.run).name()).collect();
+        assert_eq!(modes, ["upsert", "transactional"]);
+
+        let text = MINIMAL.replace("[[table]]", "[run]\nmode = \"merge\"\n[[table]]");
+        let err = Config::parse(&text, Path::new("f.toml"), &env).expect_err("no such mode");
+        let err = err.to_string();
+        assert!(
+            err.contains("merge") && err.contains("upsert") && err.contains("transactional"),
+            "{err}"
+        );
     }
 
     #[test]

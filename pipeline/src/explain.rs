@@ -228,6 +228,13 @@ async fn explain_table(
         (WriteMode::Fast, UnitSemantics::WholeTable) => "one unit, upserted without a \
             transaction: the target table is emptied before each attempt"
             .into(),
+        (WriteMode::Upsert, UnitSemantics::Split) => format!(
+            "{k} units, unit k = split k: each unit is one transaction with its checkpoint, its \
+             rows merged into the target by primary key (rows already there are replaced)"
+        ),
+        (WriteMode::Upsert, UnitSemantics::WholeTable) => "one unit: the transform regroups \
+            rows across splits, so the whole table is one transaction, merged by primary key"
+            .into(),
     };
 
     let (schema, name) = table.target_parts(&config.target.schema);
@@ -288,10 +295,7 @@ async fn explain_table(
     Ok(TableExplain {
         source: table.source.clone(),
         target: format!("{schema}.{name}"),
-        mode: match mode {
-            WriteMode::Transactional => "transactional".into(),
-            WriteMode::Fast => "fast".into(),
-        },
+        mode: mode.name().into(),
         unit_semantics,
         unit_meaning,
         connections: config.run.connections,

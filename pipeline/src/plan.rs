@@ -15,7 +15,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use ferry_connectors::ConnectorError;
 use ferry_connectors::cassandra::{CassandraTable, ScanCounters, SourceTable, Split, plan_splits};
 use ferry_connectors::staging::{Manifest, StagedTable};
-use ferry_connectors::yugabyte::{self, CopyEncoder, TargetTable};
+use ferry_connectors::yugabyte::{self, CopyEncoder, TargetTable, Upsert};
 use ferry_sql::Transform;
 use ferry_sql::transform::SOURCE_TABLE;
 use scylla::client::session::Session;
@@ -35,6 +35,8 @@ pub struct TablePlan {
     pub plan: Arc<dyn ExecutionPlan>,
     pub task_ctx: Arc<TaskContext>,
     pub encoder: CopyEncoder,
+    /// Upsert mode's temporary table and merge (`None` in the other modes).
+    pub upsert: Option<Upsert>,
     /// Whether unit k is exactly split k (false when the transform regroups rows, e.g. an
     /// aggregation: then the whole table is one unit).
     pub split_aligned: bool,
@@ -314,6 +316,10 @@ async fn plan_target(
     let output: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let encoder = CopyEncoder::try_new(&output, &target)
         .map_err(|e| point_into_transform(&transform, &output, e))?;
+    let upsert = match mode {
+        WriteMode::Upsert => Some(Upsert::prepare(client, &target, &encoder).await?),
+        WriteMode::Transactional | WriteMode::Fast => None,
+    };
 
     let mut plan = frame.create_physical_plan().await?;
     let split_aligned = plan.output_partitioning().partition_count() == k;
@@ -332,6 +338,7 @@ async fn plan_target(
         plan,
         task_ctx,
         encoder,
+        upsert,
         split_aligned,
         counters,
         mode,

@@ -545,21 +545,32 @@ async fn run_unit(
     if plan.mode == WriteMode::Fast {
         return run_unit_fast(plan, checkpoints, leases, unit, client, started).await;
     }
+    // Upsert mode copies into a temporary table of the transaction, merged before the checkpoint.
+    let encoder = plan.upsert.as_ref().map_or(&plan.encoder, |u| u.encoder());
     let tx = client.transaction().await.map_err(pg_err("BEGIN"))?;
+    if let Some(upsert) = &plan.upsert {
+        upsert.stage(&tx).await?;
+    }
     let batches = plan.plan.execute(unit, Arc::clone(&plan.task_ctx))?;
-    let (tx, outcome) = match yugabyte::write_unit(&tx, &plan.encoder, batches).await {
+    let (mut tx, outcome) = match yugabyte::write_unit(&tx, encoder, batches).await {
         Ok(outcome) => (tx, outcome),
         Err(e) if e.is_data_refusal() => {
             // Some rows are refused by the target: load the unit again, finding them.
             tracing::warn!(table = %plan.source, split = unit, error = %e, "the target refused rows; loading the unit again row range by row range");
             tx.rollback().await.map_err(pg_err("ROLLBACK"))?;
             let mut tx = client.transaction().await.map_err(pg_err("BEGIN"))?;
+            if let Some(upsert) = &plan.upsert {
+                upsert.stage(&tx).await?;
+            }
             let batches = plan.plan.execute(unit, Arc::clone(&plan.task_ctx))?;
-            let outcome = yugabyte::write_unit_isolating(&mut tx, &plan.encoder, batches).await?;
+            let outcome = yugabyte::write_unit_isolating(&mut tx, encoder, batches).await?;
             (tx, outcome)
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(upsert) = &plan.upsert {
+        upsert.merge(&mut tx).await?;
+    }
     let record = UnitRecord {
         rows_read: outcome.rows_read,
         rows_written: outcome.rows_written,

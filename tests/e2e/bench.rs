@@ -110,4 +110,9 @@ async fn every_scenario_runs_and_reports_its_ratios() {
     assert_ratios(&report, &["workers-2/one-4c"]);
     let report = scenario(&dir, "validate", &small).await;
     assert_ratios(&report, &["validate/migrate"]);
+    let report = scenario(&dir, "upsert", &small).await;
+    assert_ratios(
+        &report,
+        &["upsert-empty/transactional", "upsert-full/transactional"],
+    );
 }

@@ -23,4 +23,5 @@ mod target_tls;
 mod tls;
 mod torture;
 mod transforms;
+mod upsert;
 mod validate;

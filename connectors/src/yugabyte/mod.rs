@@ -13,6 +13,7 @@ pub mod placement;
 pub mod sink;
 pub mod tls;
 pub mod types;
+pub mod upsert;
 
 pub use config::{Endpoint, Target, YugabyteConfig};
 pub use encoder::{CopyEncoder, EncodedBatch, Reject};
@@ -25,3 +26,4 @@ pub use types::{
     PgShape, PgType, ServerInfo, TargetColumn, TargetForeignKey, TargetIndex, TargetKeys,
     TargetTable, quote_ident,
 };
+pub use upsert::Upsert;

@@ -36,7 +36,9 @@ use ferry_connectors::ConnectorError;
 use ferry_connectors::cassandra::{self, ScanCounters, plan_splits};
 use ferry_connectors::staging::{StagedTable, StagingLocation};
 use ferry_connectors::yugabyte::encoder::{COPY_HEADER, COPY_TRAILER};
-use ferry_connectors::yugabyte::{self, Reject, ServerInfo, TargetTable, YugabyteConfig};
+use ferry_connectors::yugabyte::{
+    self, CopyEncoder, Reject, ServerInfo, TargetTable, Upsert, YugabyteConfig,
+};
 use ferry_sql::ddl::{Dialect, PrimaryKey};
 use futures::{SinkExt, StreamExt};
 use scylla::client::session::Session;
@@ -386,10 +388,7 @@ async fn dry_run_table(
     let mut out = TableDryRun {
         source: table.source.clone(),
         target: format!("{schema}.{name}"),
-        mode: match table.mode(&config.run) {
-            WriteMode::Transactional => "transactional".into(),
-            WriteMode::Fast => "fast".into(),
-        },
+        mode: table.mode(&config.run).name().into(),
         ..Default::default()
     };
     if let Err(e) =
@@ -473,6 +472,12 @@ async fn dry_run_table_into(
             .await?;
             if table.mode(&config.run) == WriteMode::Fast
                 && let Err(e) = yugabyte::check_fast_mode(client.expect("live"), &t).await
+            {
+                out.problems.push(e.to_string());
+            }
+            if table.mode(&config.run) == WriteMode::Upsert
+                && let Ok(encoder) = CopyEncoder::try_new(&output, &t)
+                && let Err(e) = Upsert::prepare(client.expect("live"), &t, &encoder).await
             {
                 out.problems.push(e.to_string());
             }

@@ -261,25 +261,39 @@ impl CopyEncoder {
                 problems,
             });
         }
-        let names: Vec<String> = columns
-            .iter()
-            .map(|c| super::types::quote_ident(&c.name))
-            .collect();
-        let copy_sql = format!(
-            "COPY {} ({}) FROM STDIN (FORMAT binary)",
-            target.qualified(),
-            names.join(", ")
-        );
-        Ok(Self {
+        let encoder = Self {
             table: target.qualified(),
             columns: Arc::new(columns),
-            copy_sql,
-        })
+            copy_sql: String::new(),
+        };
+        Ok(encoder.copying_into(&target.qualified()))
     }
 
     /// The `COPY … FROM STDIN (FORMAT binary)` statement for this encoder's columns.
     pub fn copy_sql(&self) -> &str {
         &self.copy_sql
+    }
+
+    /// The same encoder with its COPY into `relation` (a quoted name) instead, for a table with
+    /// the same columns; messages still name the target table.
+    pub fn copying_into(&self, relation: &str) -> Self {
+        let names: Vec<String> = self
+            .column_names()
+            .into_iter()
+            .map(super::types::quote_ident)
+            .collect();
+        Self {
+            copy_sql: format!(
+                "COPY {relation} ({}) FROM STDIN (FORMAT binary)",
+                names.join(", ")
+            ),
+            ..self.clone()
+        }
+    }
+
+    /// The target columns the COPY writes, in COPY order.
+    pub fn column_names(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name.as_str()).collect()
     }
 
     /// The target table, quoted, for messages.
