@@ -10,7 +10,7 @@ use crate::support;
 
 /// First pass's write time, and the catch-up's (µs since the epoch).
 const T0: i64 = 1_700_000_000_000_000;
-const T1: i64 = T0 + 3_600_000_000;
+const T1: i64 = T0 + 3_600_000_000; // 2023-11-14T23:13:20Z
 
 /// `(id, seq) → v` of the Cassandra table, read with the driver.
 async fn source_rows(session: &Session, table: &str) -> BTreeMap<(i32, i32), String> {
@@ -112,7 +112,9 @@ async fn a_catch_up_run_upserts_the_rows_written_since_the_first() {
     }
     std::fs::write(
         dir.join("since.sql"),
-        format!("SELECT * EXCEPT (_writetime_v) FROM source WHERE _writetime_v >= {T1}"),
+        // T1, written as docs/resume.md shows it.
+        "SELECT * EXCEPT (_writetime_v) FROM source \
+         WHERE _writetime_v >= CAST(to_timestamp_micros('2023-11-14T23:13:20Z') AS BIGINT)",
     )
     .expect("transform");
     let config = support::write_config(
