@@ -32,8 +32,7 @@ where
 
 async fn fresh_table(session: &Session, name: &str, columns: &str) {
     support::keyspace(session, KEYSPACE).await;
-    support::cql(session, &format!("DROP TABLE IF EXISTS {KEYSPACE}.{name}")).await;
-    support::cql(
+    support::recreate_table(
         session,
         &format!("CREATE TABLE {KEYSPACE}.{name} ({columns})"),
     )

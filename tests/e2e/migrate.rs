@@ -231,12 +231,7 @@ async fn writetime_and_ttl_columns_are_opt_in() {
     let session = support::cassandra().await;
     let client = support::postgres().await;
     support::keyspace(&session, KEYSPACE).await;
-    support::cql(
-        &session,
-        &format!("DROP TABLE IF EXISTS {KEYSPACE}.cell_meta"),
-    )
-    .await;
-    support::cql(
+    support::recreate_table(
         &session,
         &format!("CREATE TABLE {KEYSPACE}.cell_meta (id int PRIMARY KEY, v text, w int)"),
     )

@@ -44,8 +44,7 @@ fn row(i: i32) -> (i32, String, Option<i32>) {
 async fn refused_rows_become_rejects_with_the_servers_message() {
     let session = support::cassandra().await;
     support::keyspace(&session, KEYSPACE).await;
-    support::cql(&session, &format!("DROP TABLE IF EXISTS {KEYSPACE}.items")).await;
-    support::cql(
+    support::recreate_table(
         &session,
         &format!("CREATE TABLE {KEYSPACE}.items (id int PRIMARY KEY, code text, qty int)"),
     )
@@ -218,12 +217,7 @@ async fn a_permanent_server_error_fails_the_unit_with_the_servers_words() {
 async fn a_table_stops_once_it_rejects_more_than_max_rejects() {
     let session = support::cassandra().await;
     support::keyspace(&session, KEYSPACE).await;
-    support::cql(
-        &session,
-        &format!("DROP TABLE IF EXISTS {KEYSPACE}.limited"),
-    )
-    .await;
-    support::cql(
+    support::recreate_table(
         &session,
         &format!("CREATE TABLE {KEYSPACE}.limited (id int PRIMARY KEY, qty int)"),
     )
@@ -440,8 +434,7 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
 async fn rejected_rows_go_to_parquet_files_once_with_their_values() {
     let session = support::cassandra().await;
     support::keyspace(&session, KEYSPACE).await;
-    support::cql(&session, &format!("DROP TABLE IF EXISTS {KEYSPACE}.mixed")).await;
-    support::cql(
+    support::recreate_table(
         &session,
         &format!(
             "CREATE TABLE {KEYSPACE}.mixed (id int PRIMARY KEY, code text, qty int, note text, \

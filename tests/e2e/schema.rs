@@ -64,12 +64,7 @@ async fn schema_prints_statements_and_changes_nothing_until_applied() {
     let session = support::cassandra().await;
     let client = support::postgres().await;
     support::keyspace(&session, KEYSPACE).await;
-    support::cql(
-        &session,
-        &format!("DROP TABLE IF EXISTS {KEYSPACE}.readings"),
-    )
-    .await;
-    support::cql(
+    support::recreate_table(
         &session,
         &format!(
             "CREATE TABLE {KEYSPACE}.readings (sensor text, day date, at timestamp, seq int, \
@@ -313,8 +308,7 @@ async fn a_transform_that_renames_and_derives_columns() {
     let session = support::cassandra().await;
     let client = support::postgres().await;
     support::keyspace(&session, KEYSPACE).await;
-    support::cql(&session, &format!("DROP TABLE IF EXISTS {KEYSPACE}.people")).await;
-    support::cql(
+    support::recreate_table(
         &session,
         &format!(
             "CREATE TABLE {KEYSPACE}.people (org text, id uuid, name text, born date, score int, \

@@ -102,6 +102,16 @@ pub async fn cql(session: &Session, statement: &str) {
     }
 }
 
+/// Drops the table a `CREATE TABLE <name> …` statement names, if it exists, then creates it.
+pub async fn recreate_table(session: &Session, create: &str) {
+    let name = create
+        .strip_prefix("CREATE TABLE ")
+        .and_then(|rest| rest.split([' ', '(']).next())
+        .unwrap_or_else(|| panic!("not a CREATE TABLE statement: {create}"));
+    cql(session, &format!("DROP TABLE IF EXISTS {name}")).await;
+    cql(session, create).await;
+}
+
 /// A fresh keyspace (RF 1) for one test.
 pub async fn keyspace(session: &Session, name: &str) {
     cql(

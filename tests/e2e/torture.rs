@@ -236,8 +236,7 @@ async fn every_cql_type_decodes_like_the_driver() {
 async fn counters_decode_like_the_driver() {
     let session = support::cassandra().await;
     support::keyspace(&session, KEYSPACE).await;
-    support::cql(&session, &format!("DROP TABLE IF EXISTS {KEYSPACE}.counts")).await;
-    support::cql(
+    support::recreate_table(
         &session,
         &format!(
             "CREATE TABLE {KEYSPACE}.counts (pk int, ck int, hits counter, misses counter, \

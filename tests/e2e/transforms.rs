@@ -511,12 +511,7 @@ fn decimal_digits(text: &str) -> (bool, String, i64) {
 async fn migrate_refused(table: &str, columns: &str, sql: &str) -> (String, String) {
     let session = support::cassandra().await;
     support::keyspace(&session, KEYSPACE).await;
-    support::cql(
-        &session,
-        &format!("DROP TABLE IF EXISTS {KEYSPACE}.{table}"),
-    )
-    .await;
-    support::cql(
+    support::recreate_table(
         &session,
         &format!("CREATE TABLE {KEYSPACE}.{table} (id int PRIMARY KEY, name text, payload blob)"),
     )

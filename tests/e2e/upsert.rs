@@ -40,6 +40,18 @@ async fn target_rows(client: &tokio_postgres::Client, table: &str) -> BTreeMap<(
         .collect()
 }
 
+/// `{KEYSPACE}.<table> (id, seq, v)`, created afresh.
+async fn source_table(session: &Session, table: &str) {
+    support::keyspace(session, KEYSPACE).await;
+    support::recreate_table(
+        session,
+        &format!(
+            "CREATE TABLE {KEYSPACE}.{table} (id int, seq int, v text, PRIMARY KEY (id, seq))"
+        ),
+    )
+    .await;
+}
+
 async fn insert(session: &Session, table: &str, id: i32, seq: i32, v: &str, at: i64) {
     support::cql(
         session,
@@ -59,20 +71,8 @@ async fn insert(session: &Session, table: &str, id: i32, seq: i32, v: &str, at: 
 async fn a_catch_up_run_upserts_the_rows_written_since_the_first() {
     let session = support::cassandra().await;
     let client = support::postgres().await;
-    support::keyspace(&session, KEYSPACE).await;
     let table = "upsert_delta";
-    support::cql(
-        &session,
-        &format!("DROP TABLE IF EXISTS {KEYSPACE}.{table}"),
-    )
-    .await;
-    support::cql(
-        &session,
-        &format!(
-            "CREATE TABLE {KEYSPACE}.{table} (id int, seq int, v text, PRIMARY KEY (id, seq))"
-        ),
-    )
-    .await;
+    source_table(&session, table).await;
     for id in 0..100 {
         for seq in 0..10 {
             insert(&session, table, id, seq, &format!("v{id}-{seq}"), T0).await;
@@ -156,20 +156,8 @@ async fn a_catch_up_run_upserts_the_rows_written_since_the_first() {
 async fn rows_of_one_key_merge_as_sequential_upserts_would() {
     let session = support::cassandra().await;
     let client = support::postgres().await;
-    support::keyspace(&session, KEYSPACE).await;
     let table = "upsert_last";
-    support::cql(
-        &session,
-        &format!("DROP TABLE IF EXISTS {KEYSPACE}.{table}"),
-    )
-    .await;
-    support::cql(
-        &session,
-        &format!(
-            "CREATE TABLE {KEYSPACE}.{table} (id int, seq int, v text, PRIMARY KEY (id, seq))"
-        ),
-    )
-    .await;
+    source_table(&session, table).await;
     for id in 0..50 {
         for seq in 0..=id % 5 {
             insert(&session, table, id, seq, &format!("v{id}-{seq}"), T0).await;
@@ -227,20 +215,8 @@ async fn rows_of_one_key_merge_as_sequential_upserts_would() {
 async fn a_target_without_a_primary_key_is_refused_before_anything_moves() {
     let session = support::cassandra().await;
     let client = support::postgres().await;
-    support::keyspace(&session, KEYSPACE).await;
     let table = "upsert_nokey";
-    support::cql(
-        &session,
-        &format!("DROP TABLE IF EXISTS {KEYSPACE}.{table}"),
-    )
-    .await;
-    support::cql(
-        &session,
-        &format!(
-            "CREATE TABLE {KEYSPACE}.{table} (id int, seq int, v text, PRIMARY KEY (id, seq))"
-        ),
-    )
-    .await;
+    source_table(&session, table).await;
     insert(&session, table, 1, 1, "x", T0).await;
     create_target(
         &client,

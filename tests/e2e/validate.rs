@@ -202,12 +202,7 @@ async fn tokens_computed_from_target_rows_equal_cassandras() {
     let mut tables: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
     for (name, ty, values) in KEY_TYPES {
         let table = format!("tok_{name}");
-        support::cql(
-            &session,
-            &format!("DROP TABLE IF EXISTS {KEYSPACE}.{table}"),
-        )
-        .await;
-        support::cql(
+        support::recreate_table(
             &session,
             &format!("CREATE TABLE {KEYSPACE}.{table} (k {ty} PRIMARY KEY, v int)"),
         )
@@ -226,12 +221,7 @@ async fn tokens_computed_from_target_rows_equal_cassandras() {
             .zip(&columns)
             .map(|(t, c)| format!("{c} {t}"))
             .collect();
-        support::cql(
-            &session,
-            &format!("DROP TABLE IF EXISTS {KEYSPACE}.{table}"),
-        )
-        .await;
-        support::cql(
+        support::recreate_table(
             &session,
             &format!(
                 "CREATE TABLE {KEYSPACE}.{table} ({}, v int, PRIMARY KEY (({})))",
@@ -369,8 +359,7 @@ const EVENT_ROWS: i64 = 1200;
 /// `events` with [`EVENT_ROWS`] partitions of one row each.
 async fn seed_events(session: &Session, table: &str) {
     support::keyspace(session, KEYSPACE).await;
-    support::cql(session, &format!("DROP TABLE IF EXISTS {KEYSPACE}.{table}")).await;
-    support::cql(
+    support::recreate_table(
         session,
         &format!("CREATE TABLE {KEYSPACE}.{table} ({EVENTS})"),
     )
