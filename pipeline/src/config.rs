@@ -628,6 +628,26 @@ mod tests {
     }
 
     #[test]
+    fn a_row_rate_cap_is_a_positive_integer() {
+        let with = |value: &str| {
+            MINIMAL.replace(
+                "[target]",
+                &format!("max_rows_per_s = {value}\n        [target]"),
+            )
+        };
+        let c = Config::parse(&with("50000"), Path::new("f.toml"), &env).expect("valid");
+        assert_eq!(c.source.max_rows_per_s.map(u64::from), Some(50_000));
+        let c = Config::parse(MINIMAL, Path::new("f.toml"), &env).expect("valid");
+        assert_eq!(c.source.max_rows_per_s, None);
+        let err = Config::parse(&with("0"), Path::new("f.toml"), &env).expect_err("zero");
+        let err = err.to_string();
+        assert!(
+            err.contains("max_rows_per_s") && err.contains("nonzero"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn the_write_mode_comes_from_the_run_unless_the_table_says() {
         let text = MINIMAL.replace(
             "[[table]]\n        source = \"ks.users\"",

@@ -153,6 +153,7 @@ pub async fn plan_source(
         config.source.page_size,
     )
     .with_max_requests(config.source.max_concurrent_requests)
+    .with_max_rows_per_s(config.source.max_rows_per_s.map(u64::from))
     .with_filter_pushdown(config.source.filter_pushdown);
     let counters = provider.counters();
     let ctx = session_context(k);

@@ -420,6 +420,7 @@ impl KeyspaceSchema {
                 self.source.page_size,
             )
             .with_max_requests(self.source.max_concurrent_requests)
+            .with_max_rows_per_s(self.source.max_rows_per_s.map(u64::from))
             .with_filter_pushdown(self.source.filter_pushdown),
         );
         // Two concurrent first uses may both load; the second insert is as good as the first.

@@ -1,5 +1,6 @@
 //! Cassandra connection and read options (the `[source]` section of `ferry.toml`).
 
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,6 +48,11 @@ pub struct CassandraConfig {
     /// read keeps at most two (the page being decoded and the next). Default 64.
     #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: usize,
+    /// Most rows per second each table's scan reads, over all its splits (none: no cap), to
+    /// leave room for a production cluster's own traffic. Per process: W workers read W times
+    /// this.
+    #[serde(default)]
+    pub max_rows_per_s: Option<NonZeroU64>,
     /// Send simple filters of a transform or query (`column op literal` on clustering and
     /// regular columns) to Cassandra with `ALLOW FILTERING`, so fewer rows cross the wire.
     /// DataFusion applies them again either way. Default true.
@@ -69,6 +75,7 @@ impl CassandraConfig {
             request_timeout_ms: default_request_timeout_ms(),
             connect_timeout_ms: default_connect_timeout_ms(),
             max_concurrent_requests: default_max_concurrent_requests(),
+            max_rows_per_s: None,
             filter_pushdown: true,
         }
     }

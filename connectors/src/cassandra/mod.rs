@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod pushdown;
+pub mod rate;
 pub mod ring;
 pub mod routing;
 pub mod scan;
@@ -18,6 +19,7 @@ pub mod tls;
 pub mod types;
 
 pub use config::{CassandraConfig, CassandraTlsConfig, ConsistencyLevel, TlsMode};
+pub use rate::RowRate;
 pub use ring::{Replica, RingRange, Split, TokenRange};
 pub use scan::{CassandraScanExec, CassandraTable, ScanCounters};
 pub use session::{ColumnKind, SourceColumn, SourceTable, connect};

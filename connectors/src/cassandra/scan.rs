@@ -40,6 +40,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::pushdown::{CqlCondition, Pushdown};
+use super::rate::RowRate;
 use super::ring::{Split, TokenRange};
 use super::routing::ReplicaRouting;
 use super::session::{SourceTable, cassandra_err, quote_cql};
@@ -57,6 +58,11 @@ const BISECT_FLOOR: u128 = 1 << 16;
 
 /// Page requests in flight per table when the config does not say.
 pub const DEFAULT_MAX_REQUESTS: usize = 64;
+
+/// The rows a page of `statement` holds at most.
+fn page_rows(statement: &PreparedStatement) -> u64 {
+    statement.get_page_size().max(1) as u64
+}
 
 /// Counters shared by every partition of a scan; read them for progress and reports.
 #[derive(Debug, Default)]
@@ -85,6 +91,7 @@ pub struct CassandraTable {
     splits: Arc<Vec<Split>>,
     page_size: i32,
     permits: Arc<Semaphore>,
+    rate: Option<Arc<RowRate>>,
     filter_pushdown: bool,
     counters: Arc<ScanCounters>,
 }
@@ -103,6 +110,7 @@ impl CassandraTable {
             splits: Arc::new(splits),
             page_size,
             permits: Arc::new(Semaphore::new(DEFAULT_MAX_REQUESTS)),
+            rate: None,
             filter_pushdown: true,
             counters: Arc::default(),
         }
@@ -118,6 +126,13 @@ impl CassandraTable {
     /// one). Without a cap, a query that runs every partition at once sends two requests per split.
     pub fn with_max_requests(mut self, max: usize) -> Self {
         self.permits = Arc::new(Semaphore::new(max.max(1)));
+        self
+    }
+
+    /// Caps the rows per second this table's scans read, over all their partitions (`None`: no
+    /// cap). See [`RowRate`].
+    pub fn with_max_rows_per_s(mut self, max: Option<u64>) -> Self {
+        self.rate = max.map(|r| Arc::new(RowRate::new(r)));
         self
     }
 
@@ -241,6 +256,7 @@ impl CassandraTable {
             limit,
             pushdown: Arc::new(pushdown),
             permits: Arc::clone(&self.permits),
+            rate: self.rate.clone(),
             counters: Arc::clone(&self.counters),
         }))
     }
@@ -293,6 +309,8 @@ struct ScanRecipe {
     pushdown: Arc<Pushdown>,
     /// Caps the page requests in flight across every partition of the table.
     permits: Arc<Semaphore>,
+    /// Caps the rows per second read across every partition of the table.
+    rate: Option<Arc<RowRate>>,
     counters: Arc<ScanCounters>,
 }
 
@@ -470,8 +488,14 @@ impl SplitReader {
         values.extend(pushdown.conditions.iter().map(|c| c.value.clone()));
         let counters = Arc::clone(&self.recipe.counters);
         let permits = Arc::clone(&self.recipe.permits);
+        let rate = self.recipe.rate.clone();
         let split = self.split.index;
         tokio::spawn(async move {
+            // A full page's rows, reserved once for all attempts; `decode` gives back what a
+            // short page did not use.
+            if let Some(rate) = &rate {
+                rate.reserve(page_rows(&statement)).await;
+            }
             let mut delay = Duration::from_millis(100);
             let mut attempt = 1;
             loop {
@@ -602,6 +626,9 @@ impl SplitReader {
             }
         }
         counters.rows.fetch_add(num_rows as u64, Ordering::Relaxed);
+        if let Some(rate) = &self.recipe.rate {
+            rate.refund(page_rows(&self.statement).saturating_sub(num_rows as u64));
+        }
         if empties > 0 {
             counters.empty_values.fetch_add(empties, Ordering::Relaxed);
         }
