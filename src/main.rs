@@ -33,9 +33,8 @@ struct Cli {
 enum Command {
     /// Copy every configured table from Cassandra into the target.
     Migrate {
-        /// The config file (ferry.toml).
-        #[arg(short, long)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -43,9 +42,8 @@ enum Command {
     /// s3://, gs://, az://), split by split, through its transform unless --raw. Running it again
     /// resumes: the splits the manifest lists as done are skipped.
     Dump {
-        /// The config file (ferry.toml).
-        #[arg(short, long)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Where to stage the tables (overrides `staging.url`).
         #[arg(long, value_name = "URL")]
         to: Option<String>,
@@ -66,9 +64,8 @@ enum Command {
     /// unit, through the transform (unless the dump applied it), with the same checkpoints,
     /// resume and rejects as `migrate`. Cassandra is not needed.
     Load {
-        /// The config file (ferry.toml).
-        #[arg(short, long)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Where the tables are staged (overrides `staging.url`).
         #[arg(long, value_name = "URL")]
         from: Option<String>,
@@ -91,9 +88,8 @@ enum Command {
     /// Print the CREATE TABLE statement of every configured table's target, generated from the
     /// Cassandra schema through the transform, in the target server's syntax.
     Schema {
-        /// The config file (ferry.toml).
-        #[arg(short, long)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Also run each statement whose table does not exist yet.
         #[arg(long)]
         apply: bool,
@@ -101,9 +97,8 @@ enum Command {
     /// Read every table through its transform and predict the migration, writing nothing to the
     /// target: rows and bytes, column profiles, rejects, split skew, ETA and a preview.
     DryRun {
-        /// The config file (ferry.toml).
-        #[arg(short, long)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Read only this percentage of each table's splits (evenly spread) and scale up.
         #[arg(long, value_name = "PCT", value_parser = parse_percent)]
         sample: Option<f64>,
@@ -123,9 +118,8 @@ enum Command {
     /// Show what `migrate` would do with each table: splits, plans, pushdown, target mapping or
     /// DDL, mode and unit semantics. Reads no rows and writes nothing.
     Explain {
-        /// The config file (ferry.toml).
-        #[arg(short, long)]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -133,12 +127,8 @@ enum Command {
     /// Prove that each target table equals its transformed source, split by split: counts and
     /// content hashes per split, then the rows that differ; `--repair` reloads those splits.
     Validate {
-        /// The config file (ferry.toml).
-        #[arg(short, long)]
-        config: PathBuf,
-        /// Only these tables, comma-separated (`keyspace.table`, `schema.table` or a table name).
-        #[arg(long, value_delimiter = ',', value_name = "A,B")]
-        tables: Option<Vec<String>>,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Only rows matching this predicate over the transform's output columns, on both sides
         /// (column names, literals, comparisons, AND/OR/NOT, IS NULL, IN, BETWEEN, LIKE).
         #[arg(long = "where", value_name = "SQL")]
@@ -349,20 +339,22 @@ fn stop_on_signals(progress: Arc<RunProgress>) {
 
 /// `--restart` empties tables: confirm it on a terminal; elsewhere `--yes` must say so.
 fn confirm_restart(config: &Config) -> Result<(), String> {
-    let mut what: Vec<String> = config
-        .tables
-        .iter()
-        .map(|t| {
-            let (schema, name) = t.target_parts(&config.target.schema);
-            format!("  {schema}.{name}")
-        })
-        .collect();
-    for k in &config.keyspaces {
-        what.push(format!(
-            "  every table of keyspace {} matching include {:?}, exclude {:?}",
-            k.name, k.include, k.exclude
-        ));
-    }
+    let what: Vec<String> = match &config.only_tables {
+        Some(names) => vec![format!("  the tables --tables names: {}", names.join(", "))],
+        None => {
+            let tables = config.tables.iter().map(|t| {
+                let (schema, name) = t.target_parts(&config.target.schema);
+                format!("  {schema}.{name}")
+            });
+            let keyspaces = config.keyspaces.iter().map(|k| {
+                format!(
+                    "  every table of keyspace {} matching include {:?}, exclude {:?}",
+                    k.name, k.include, k.exclude
+                )
+            });
+            tables.chain(keyspaces).collect()
+        }
+    };
     if !std::io::stdin().is_terminal() {
         return Err(
             "--restart empties the target tables; add --yes to confirm it when not on a terminal"
@@ -425,7 +417,7 @@ async fn run(cli: Cli, multi: Option<MultiProgress>) -> ExitCode {
 async fn run_command(command: Command, multi: Option<MultiProgress>) -> Result<ExitCode, Exit> {
     match command {
         Command::Migrate { config, run } => {
-            let mut config = Config::load(&config).map_err(Exit::invalid)?;
+            let mut config = config.load().map_err(Exit::invalid)?;
             let report = run.apply(&mut config).map_err(Exit::invalid)?;
             let progress = Arc::new(RunProgress::default());
             stop_on_signals(Arc::clone(&progress));
@@ -442,7 +434,7 @@ async fn run_command(command: Command, multi: Option<MultiProgress>) -> Result<E
             report,
             progress: _,
         } => {
-            let config = Config::load(&config).map_err(Exit::invalid)?;
+            let config = config.load().map_err(Exit::invalid)?;
             let location =
                 staging_location(&config, to.as_deref(), "--to").map_err(Exit::invalid)?;
             let progress = Arc::new(RunProgress::default());
@@ -454,7 +446,7 @@ async fn run_command(command: Command, multi: Option<MultiProgress>) -> Result<E
             Ok(finish(&result, report.as_deref()))
         }
         Command::Load { config, from, run } => {
-            let mut config = Config::load(&config).map_err(Exit::invalid)?;
+            let mut config = config.load().map_err(Exit::invalid)?;
             let location =
                 staging_location(&config, from.as_deref(), "--from").map_err(Exit::invalid)?;
             let report = run.apply(&mut config).map_err(Exit::invalid)?;
@@ -496,7 +488,7 @@ async fn run_command(command: Command, multi: Option<MultiProgress>) -> Result<E
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { config, apply } => {
-            let config = Config::load(&config).map_err(Exit::invalid)?;
+            let config = config.load().map_err(Exit::invalid)?;
             let out = ferry::pipeline::schema::schema(&config, apply)
                 .await
                 .map_err(Exit::failed)?;
@@ -511,7 +503,7 @@ async fn run_command(command: Command, multi: Option<MultiProgress>) -> Result<E
             preview,
             from,
         } => {
-            let config = Config::load(&config).map_err(Exit::invalid)?;
+            let config = config.load().map_err(Exit::invalid)?;
             let from = from
                 .as_deref()
                 .map(|url| staging_location(&config, Some(url), "--from"))
@@ -522,19 +514,17 @@ async fn run_command(command: Command, multi: Option<MultiProgress>) -> Result<E
         }
         Command::Validate {
             config,
-            tables,
             filter,
             repair,
             run_id,
             max_examples,
             report,
         } => {
-            let mut config = Config::load(&config).map_err(Exit::invalid)?;
+            let mut config = config.load().map_err(Exit::invalid)?;
             if let Some(id) = run_id {
                 config.run.id = id;
             }
             let options = ValidateOptions {
-                tables,
                 filter,
                 repair,
                 max_examples: Some(max_examples),
@@ -561,7 +551,7 @@ async fn run_command(command: Command, multi: Option<MultiProgress>) -> Result<E
             Ok(code)
         }
         Command::Explain { config, json } => {
-            let config = Config::load(&config).map_err(Exit::invalid)?;
+            let config = config.load().map_err(Exit::invalid)?;
             let out = ferry::pipeline::explain::explain(&config)
                 .await
                 .map_err(Exit::failed)?;
@@ -731,6 +721,32 @@ fn display_of(multi: Option<MultiProgress>) -> Display {
     match multi {
         Some(multi) => Display::Bars(multi),
         None => Display::Log(PROGRESS_LOG_INTERVAL),
+    }
+}
+
+/// The config file, and which of its tables a command works on.
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// The config file (ferry.toml).
+    #[arg(short, long)]
+    config: PathBuf,
+    /// Only these of its tables, comma-separated (`keyspace.table`, `schema.table` or a table
+    /// name); every name must match one.
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    tables: Option<Vec<String>>,
+}
+
+impl ConfigArgs {
+    /// Reads the config and applies `--tables` (or records it, for the command to apply once
+    /// the `[[keyspace]]` entries are expanded).
+    fn load(self) -> Result<Config, PipelineError> {
+        let mut config = Config::load(&self.config)?;
+        config.only_tables = self.tables;
+        // With no [[keyspace]] to expand, a name that matches no table is known now.
+        if config.keyspaces.is_empty() {
+            config.select_tables().map_err(PipelineError::Argument)?;
+        }
+        Ok(config)
     }
 }
 

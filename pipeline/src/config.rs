@@ -37,6 +37,10 @@ pub struct Config {
     /// Whole keyspaces to move, with include/exclude patterns over their table names.
     #[serde(rename = "keyspace", default)]
     pub keyspaces: Vec<KeyspaceConfig>,
+    /// Only these of the tables (`--tables`: source `keyspace.table`, target `schema.table`, or
+    /// a bare table name), applied by [`Config::select_tables`] once keyspaces are expanded.
+    #[serde(skip)]
+    pub only_tables: Option<Vec<String>>,
     /// Settings of `ferry dry-run` (load rate for the ETA, probe, preview).
     #[serde(default)]
     pub dry_run: crate::dryrun::DryRunConfig,
@@ -400,6 +404,34 @@ impl Config {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Keeps only the tables `only_tables` names, in config order; a name that matches none is
+    /// an error naming the tables there are.
+    pub fn select_tables(&mut self) -> std::result::Result<(), String> {
+        let Some(names) = self.only_tables.take() else {
+            return Ok(());
+        };
+        let default_schema = self.target.schema.clone();
+        let matches = |t: &TableConfig, name: &str| {
+            let (schema, target) = t.target_parts(&default_schema);
+            t.source == name
+                || t.source_parts().is_some_and(|(_, n)| n == name)
+                || format!("{schema}.{target}") == name
+                || target == name
+        };
+        if let Some(name) = names
+            .iter()
+            .find(|n| !self.tables.iter().any(|t| matches(t, n)))
+        {
+            let known: Vec<&str> = self.tables.iter().map(|t| t.source.as_str()).collect();
+            return Err(format!(
+                "--tables: no table {name:?} in the config (tables: {})",
+                known.join(", ")
+            ));
+        }
+        self.tables.retain(|t| names.iter().any(|n| matches(t, n)));
         Ok(())
     }
 

@@ -96,34 +96,34 @@ impl SourcePlan {
 }
 
 /// Adds to `config.tables` every table its `[[keyspace]]` entries select, listed from the
-/// cluster's schema (tables only: materialized views are not moved).
+/// cluster's schema (tables only: materialized views are not moved), then keeps only the tables
+/// `--tables` names.
 pub async fn expand_tables(config: &mut Config, session: &Session) -> Result<()> {
-    if config.keyspaces.is_empty() {
-        return Ok(());
-    }
-    session
-        .refresh_metadata()
-        .await
-        .map_err(|e| ferry_connectors::ConnectorError::Cassandra {
-            what: "schema refresh (listing [[keyspace]] tables)".into(),
-            source: Box::new(e),
-            retriable: true,
+    if !config.keyspaces.is_empty() {
+        session.refresh_metadata().await.map_err(|e| {
+            ferry_connectors::ConnectorError::Cassandra {
+                what: "schema refresh (listing [[keyspace]] tables)".into(),
+                source: Box::new(e),
+                retriable: true,
+            }
         })?;
-    let cluster = session.get_cluster_state();
-    let listing: BTreeMap<String, Vec<String>> = config
-        .keyspaces
-        .iter()
-        .filter_map(|k| {
-            let keyspace = cluster.get_keyspace(&k.name)?;
-            Some((k.name.clone(), keyspace.tables.keys().cloned().collect()))
-        })
-        .collect();
-    config
-        .expand_keyspaces(&listing)
-        .map_err(|message| PipelineError::Config {
-            path: config.path.clone(),
-            message,
-        })
+        let cluster = session.get_cluster_state();
+        let listing: BTreeMap<String, Vec<String>> = config
+            .keyspaces
+            .iter()
+            .filter_map(|k| {
+                let keyspace = cluster.get_keyspace(&k.name)?;
+                Some((k.name.clone(), keyspace.tables.keys().cloned().collect()))
+            })
+            .collect();
+        config
+            .expand_keyspaces(&listing)
+            .map_err(|message| PipelineError::Config {
+                path: config.path.clone(),
+                message,
+            })?;
+    }
+    config.select_tables().map_err(PipelineError::Argument)
 }
 
 /// Reads `table`'s Cassandra schema, with the writetime/ttl columns its config asks for.

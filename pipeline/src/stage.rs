@@ -467,11 +467,16 @@ async fn dump_split_with_retries(
 }
 
 /// Adds to `config.tables` every staged table its `[[keyspace]]` entries select, listed from
-/// `location` (`ferry load`).
+/// `location` (`ferry load`), then keeps only the tables `--tables` names.
 pub async fn expand_staged_tables(config: &mut Config, location: &StagingLocation) -> Result<()> {
-    if config.keyspaces.is_empty() {
-        return Ok(());
+    if !config.keyspaces.is_empty() {
+        expand_staged_keyspaces(config, location).await?;
     }
+    config.select_tables().map_err(PipelineError::Argument)
+}
+
+/// Adds a `[[table]]` for every staged table a `[[keyspace]]` entry selects.
+async fn expand_staged_keyspaces(config: &mut Config, location: &StagingLocation) -> Result<()> {
     let mut listing: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for name in location.tables().await? {
         if let Some((keyspace, table)) = name.split_once('.') {

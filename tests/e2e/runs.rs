@@ -272,3 +272,90 @@ async fn an_aggregating_transform_runs_as_one_whole_table_unit() {
     assert_eq!(got, expected);
     assert_eq!(t["rows_written"], expected.len());
 }
+
+/// `--tables` picks a subset of the config's tables, after `[[keyspace]]` entries expand; a
+/// name that matches none is refused, naming the tables there are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_picks_a_subset_of_the_config() {
+    const KS: &str = "ferry_runs_subset";
+    let session = support::cassandra().await;
+    let client = support::postgres().await;
+    support::cql(&session, &format!("DROP KEYSPACE IF EXISTS {KS}")).await;
+    support::keyspace(&session, KS).await;
+    for (i, table) in ["alpha", "beta"].into_iter().enumerate() {
+        support::cql(&session, &Shape::Quickstart.create_table_cql(KS, table)).await;
+        datagen::generate(&session, Shape::Quickstart, KS, table, 500, 80 + i as u64)
+            .await
+            .expect("seed");
+    }
+    client
+        .batch_execute("DROP SCHEMA IF EXISTS runs_subset CASCADE; CREATE SCHEMA runs_subset")
+        .await
+        .expect("target schema");
+    let dir = support::scratch_dir("runs_subset");
+    let config = support::write_config(
+        &dir,
+        "splits = 4",
+        &format!(
+            "[[keyspace]]\nname = \"{KS}\"\ntarget_schema = \"runs_subset\"\ncreate_tables = true\n"
+        ),
+    );
+    let path = config.to_str().expect("utf-8");
+
+    let report = support::migrate_ok_with(&config, &["--tables", "beta"]);
+    let targets: Vec<&str> = report["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| t["target"].as_str().expect("target"))
+        .collect();
+    assert_eq!(targets, ["runs_subset.beta"]);
+    let created = count(
+        &client,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'runs_subset'",
+    )
+    .await;
+    assert_eq!(created, 1, "only beta's table was created");
+    assert_eq!(
+        target_hash(&client, "runs_subset.beta").await,
+        source_hash_in(&session, KS, "beta").await
+    );
+
+    // Known only once the keyspace is listed: the run fails before any table starts.
+    let out = support::ferry(&["migrate", "-c", path, "--tables", "gamma"]);
+    support::assert_clean_failure(
+        &out,
+        1,
+        &["--tables: no table \"gamma\"", "ferry_runs_subset.alpha"],
+    );
+
+    // Explicit [[table]] entries: checked before anything connects (bad input, exit 2), and
+    // every command that reads tables takes the option.
+    let config = support::write_config(
+        &dir,
+        "splits = 4",
+        &format!(
+            "[[table]]\nsource = \"{KS}.alpha\"\ntarget = \"runs_subset.alpha\"\n\
+             [[table]]\nsource = \"{KS}.beta\"\ntarget = \"runs_subset.beta\"\n"
+        ),
+    );
+    let path = config.to_str().expect("utf-8");
+    let out = support::ferry(&["explain", "-c", path, "--tables", "runs_subset.alpha"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("{KS}.alpha")), "{text}");
+    assert!(!text.contains(&format!("{KS}.beta")), "{text}");
+    for command in [
+        "migrate", "dump", "dry-run", "explain", "schema", "validate",
+    ] {
+        let out = support::ferry(&[command, "-c", path, "--tables", "alpha,nope"]);
+        support::assert_clean_failure(
+            &out,
+            2,
+            &[
+                "--tables: no table \"nope\"",
+                &format!("{KS}.alpha, {KS}.beta"),
+            ],
+        );
+    }
+}

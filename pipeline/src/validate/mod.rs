@@ -63,8 +63,6 @@ pub const EXAMPLES: usize = 100;
 /// What to validate and how.
 #[derive(Debug, Clone, Default)]
 pub struct ValidateOptions {
-    /// Only these tables (source `keyspace.table`, target `schema.table`, or a bare table name).
-    pub tables: Option<Vec<String>>,
     /// A predicate over the transform's output, applied to both sides.
     pub filter: Option<String>,
     /// Reload the splits that differ, then check them again.
@@ -209,20 +207,14 @@ pub async fn validate(config: &Config, options: &ValidateOptions) -> ValidateRep
     let (placement, session) = match connected {
         Ok(c) => c,
         Err(e) => {
+            // A --tables name that matches no table is bad input, like a bad --where.
+            report.invalid = matches!(e, PipelineError::Argument(_));
             report.error = Some(e.to_string());
             report.elapsed_s = started.elapsed().as_secs_f64();
             return report;
         }
     };
-    let tables = match select_tables(&config, options.tables.as_deref()) {
-        Ok(t) => t,
-        Err(e) => {
-            report.error = Some(e);
-            report.invalid = true;
-            return report;
-        }
-    };
-    for table in tables {
+    for table in &config.tables {
         let t = validate_table(&config, table, &session, &placement, options).await;
         if let Some(e) = &t.error {
             tracing::error!(table = %t.source, error = %e, "validation failed");
@@ -237,37 +229,6 @@ pub async fn validate(config: &Config, options: &ValidateOptions) -> ValidateRep
     }
     report.elapsed_s = started.elapsed().as_secs_f64();
     report
-}
-
-/// The tables `--tables` names, in config order; every name must match one.
-fn select_tables<'a>(
-    config: &'a Config,
-    names: Option<&[String]>,
-) -> std::result::Result<Vec<&'a TableConfig>, String> {
-    let Some(names) = names else {
-        return Ok(config.tables.iter().collect());
-    };
-    let matches = |t: &TableConfig, name: &str| {
-        let (schema, target) = t.target_parts(&config.target.schema);
-        t.source == name
-            || t.source_parts().is_some_and(|(_, n)| n == name)
-            || format!("{schema}.{target}") == name
-            || target == name
-    };
-    for name in names {
-        if !config.tables.iter().any(|t| matches(t, name)) {
-            let known: Vec<&str> = config.tables.iter().map(|t| t.source.as_str()).collect();
-            return Err(format!(
-                "--tables: no table {name:?} in the config (tables: {})",
-                known.join(", ")
-            ));
-        }
-    }
-    Ok(config
-        .tables
-        .iter()
-        .filter(|t| names.iter().any(|n| matches(t, n)))
-        .collect())
 }
 
 /// Everything one table's passes share.
