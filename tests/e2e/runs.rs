@@ -15,6 +15,35 @@ const QUICKSTART_COLUMNS: &str = "account_id bigint NOT NULL, event_id uuid NOT 
      amount double precision, ok boolean, seq integer, at timestamptz, \
      PRIMARY KEY (account_id, event_id)";
 
+/// Keyspace `ks` made afresh, holding a `quickstart` table of `rows` rows per name (seeds
+/// `seed`, `seed + 1`, …).
+async fn fresh_keyspace(
+    session: &std::sync::Arc<scylla::client::session::Session>,
+    ks: &str,
+    tables: &[&str],
+    rows: u64,
+    seed: u64,
+) {
+    support::cql(session, &format!("DROP KEYSPACE IF EXISTS {ks}")).await;
+    support::keyspace(session, ks).await;
+    for (table, seed) in tables.iter().zip(seed..) {
+        support::cql(session, &Shape::Quickstart.create_table_cql(ks, table)).await;
+        datagen::generate(session, Shape::Quickstart, ks, table, rows, seed)
+            .await
+            .expect("seed");
+    }
+}
+
+/// The target of each table of a report, in report order.
+fn report_targets(report: &serde_json::Value) -> Vec<&str> {
+    report["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| t["target"].as_str().expect("target"))
+        .collect()
+}
+
 async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.expect(sql).get(0)
 }
@@ -27,17 +56,14 @@ async fn a_keyspace_entry_moves_the_tables_its_patterns_select() {
     const ROWS: u64 = 3_000;
     let session = support::cassandra().await;
     let client = support::postgres().await;
-    support::cql(&session, &format!("DROP KEYSPACE IF EXISTS {KS}")).await;
-    support::keyspace(&session, KS).await;
-    for (i, table) in ["orders", "payments", "tmp_scratch"]
-        .into_iter()
-        .enumerate()
-    {
-        support::cql(&session, &Shape::Quickstart.create_table_cql(KS, table)).await;
-        datagen::generate(&session, Shape::Quickstart, KS, table, ROWS, 70 + i as u64)
-            .await
-            .expect("seed");
-    }
+    fresh_keyspace(
+        &session,
+        KS,
+        &["orders", "payments", "tmp_scratch"],
+        ROWS,
+        70,
+    )
+    .await;
     client
         .batch_execute("DROP SCHEMA IF EXISTS runs_keyspace CASCADE; CREATE SCHEMA runs_keyspace")
         .await
@@ -59,12 +85,7 @@ async fn a_keyspace_entry_moves_the_tables_its_patterns_select() {
         ),
     );
     let report = support::migrate_ok(&config);
-    let targets: Vec<&str> = report["tables"]
-        .as_array()
-        .expect("tables")
-        .iter()
-        .map(|t| t["target"].as_str().expect("target"))
-        .collect();
+    let targets = report_targets(&report);
     assert_eq!(
         targets,
         ["runs_keyspace.orders", "runs_keyspace.payments"],
@@ -280,14 +301,7 @@ async fn tables_picks_a_subset_of_the_config() {
     const KS: &str = "ferry_runs_subset";
     let session = support::cassandra().await;
     let client = support::postgres().await;
-    support::cql(&session, &format!("DROP KEYSPACE IF EXISTS {KS}")).await;
-    support::keyspace(&session, KS).await;
-    for (i, table) in ["alpha", "beta"].into_iter().enumerate() {
-        support::cql(&session, &Shape::Quickstart.create_table_cql(KS, table)).await;
-        datagen::generate(&session, Shape::Quickstart, KS, table, 500, 80 + i as u64)
-            .await
-            .expect("seed");
-    }
+    fresh_keyspace(&session, KS, &["alpha", "beta"], 500, 80).await;
     client
         .batch_execute("DROP SCHEMA IF EXISTS runs_subset CASCADE; CREATE SCHEMA runs_subset")
         .await
@@ -303,12 +317,7 @@ async fn tables_picks_a_subset_of_the_config() {
     let path = config.to_str().expect("utf-8");
 
     let report = support::migrate_ok_with(&config, &["--tables", "beta"]);
-    let targets: Vec<&str> = report["tables"]
-        .as_array()
-        .expect("tables")
-        .iter()
-        .map(|t| t["target"].as_str().expect("target"))
-        .collect();
+    let targets = report_targets(&report);
     assert_eq!(targets, ["runs_subset.beta"]);
     let created = count(
         &client,
