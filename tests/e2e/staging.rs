@@ -67,7 +67,7 @@ fn path_str(p: &Path) -> &str {
 }
 
 /// Runs `ferry ARGS…` with a report next to `config`, asserts success, returns the report.
-fn ferry_ok(command: &str, config: &Path, args: &[&str]) -> serde_json::Value {
+pub(crate) fn ferry_ok(command: &str, config: &Path, args: &[&str]) -> serde_json::Value {
     let report = config.with_file_name(format!("{command}-report.json"));
     let mut all = vec![
         command,
