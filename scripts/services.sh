@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Ferry's local test services: Cassandra 5.0, PostgreSQL (YSQL stand-in), moto S3, and with
-# --azure Azurite (Azure Blob Storage, from npm).
+# Ferry's local test services: Cassandra 5.0, PostgreSQL (YSQL stand-in), moto S3, with
+# --azure Azurite (Azure Blob Storage, from npm), and with --pg-vector a PostgreSQL with pgvector
+# (the pgserver wheel, from PyPI).
 # Plain processes on loopback, state under ${FERRY_SERVICES_DIR:-/var/tmp/ferry-services}.
 #
-#   scripts/services.sh up [--cassandra-nodes N] [--pg-nodes N] [--pg-tls] [--cassandra-auth]
-#                          [--cassandra-fault] [--azure] [--all]
+#   scripts/services.sh up [--cassandra-nodes N] [--pg-nodes N] [--pg-tls] [--pg-vector]
+#                          [--cassandra-auth] [--cassandra-fault] [--azure] [--all]
 #   scripts/services.sh down | status | env
 #   scripts/services.sh cassandra-stop-node N | cassandra-start-node N | cassandra-restart-node N
-#   scripts/services.sh pg-stop-node N|tls    | pg-start-node N|tls
+#   scripts/services.sh pg-stop-node N|tls|vector | pg-start-node N|tls
 #
 # See docs/services.md.
 set -euo pipefail
@@ -33,6 +34,12 @@ AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZ
 AZURITE_CONTAINER=ferry
 PG_BASE_PORT=54320
 PG_TLS_PORT=54330
+# PostgreSQL 16 with the pgvector extension, from the pgserver wheel on PyPI (Debian's bookworm
+# packages have no pgvector): a second server, only for tests of vector columns.
+PG_VECTOR_PORT=54331
+PGSERVER_VERSION=0.1.4
+PG_VECTOR_DIR="$STATE/pgvector"
+PG_VECTOR_BIN="$PG_VECTOR_DIR/pgserver/pginstall/bin"
 VENV="$STATE/venv"
 M2="$STATE/m2"
 DEP_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
@@ -626,9 +633,42 @@ ensure_postgres_installed() {
 
 as_pg() { runuser -u postgres -- "$@"; }
 
-# node ids: 1 2 3 (ports 54320..54322) and tls (port 54330)
-pg_port() { if [[ "$1" == tls ]]; then echo "$PG_TLS_PORT"; else echo $((PG_BASE_PORT + $1 - 1)); fi; }
-pg_name() { if [[ "$1" == tls ]]; then echo "pg-tls"; else echo "pg-node$1"; fi; }
+# The pgserver wheel's PostgreSQL and pgvector, unpacked into $PG_VECTOR_DIR.
+ensure_pgvector_installed() {
+  [[ -x "$PG_VECTOR_BIN/postgres" ]] && return 0
+  log "installing PostgreSQL with pgvector (pgserver $PGSERVER_VERSION wheel from PyPI) ..."
+  local tmp="$STATE/pgserver-download"
+  rm -rf "$tmp" "$PG_VECTOR_DIR"
+  "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps \
+    --only-binary=:all: --platform manylinux2014_x86_64 --python-version 3.11 \
+    -d "$tmp" "pgserver==$PGSERVER_VERSION" >>"$LOGS/pgvector-install.log" 2>&1 ||
+    fail_service pg-vector "$LOGS/pgvector-install.log" "pip download pgserver failed"
+  mkdir -p "$PG_VECTOR_DIR"
+  "$VENV/bin/python" -m zipfile -e "$tmp"/pgserver-*.whl "$PG_VECTOR_DIR" >>"$LOGS/pgvector-install.log" 2>&1 ||
+    fail_service pg-vector "$LOGS/pgvector-install.log" "unpacking the pgserver wheel failed"
+  rm -rf "$tmp"
+  # zip keeps no modes: the binaries must run, and the postgres OS user must read it all.
+  chmod -R a+rX "$PG_VECTOR_DIR"
+  chmod a+x "$PG_VECTOR_BIN"/*
+  [[ -x "$PG_VECTOR_BIN/postgres" ]] ||
+    fail_service pg-vector "$LOGS/pgvector-install.log" "no postgres binary in the pgserver wheel"
+}
+
+# node ids: 1 2 3 (ports 54320..54322), tls (port 54330) and vector (port 54331, pgvector)
+pg_bin() { if [[ "$1" == vector ]]; then echo "$PG_VECTOR_BIN"; else echo "$PG_BIN"; fi; }
+pg_port() {
+  case "$1" in
+    tls) echo "$PG_TLS_PORT" ;;
+    vector) echo "$PG_VECTOR_PORT" ;;
+    *) echo $((PG_BASE_PORT + $1 - 1)) ;;
+  esac
+}
+pg_name() {
+  case "$1" in
+    tls|vector) echo "pg-$1" ;;
+    *) echo "pg-node$1" ;;
+  esac
+}
 pg_data() { echo "$STATE/pg/$(pg_name "$1")"; }
 pg_log()  { echo "$LOGS/$(pg_name "$1").log"; }
 pg_host() { if [[ "$1" == tls ]]; then echo localhost; else echo 127.0.0.1; fi; }
@@ -733,7 +773,7 @@ pg_init() {
   chmod 600 "$pw"
   local locale=(--locale=C.UTF-8)
   locale -a 2>/dev/null | grep -qix 'c.utf-\?8' || locale=(--no-locale)
-  as_pg "$PG_BIN/initdb" -D "$data" -U ferry --pwfile="$pw" -E UTF8 "${locale[@]}" \
+  as_pg "$(pg_bin "$id")/initdb" -D "$data" -U ferry --pwfile="$pw" -E UTF8 "${locale[@]}" \
     --auth-local=trust --auth-host=scram-sha-256 >>"$logf" 2>&1 ||
     fail_service "$(pg_name "$id")" "$logf" "initdb failed"
   rm -f "$pw"
@@ -782,7 +822,7 @@ EOF
 pg_psql() {
   local id="$1"
   shift
-  as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$STATE/pg/sock" -p "$(pg_port "$id")" -U ferry "$@"
+  as_pg "$(pg_bin "$id")/psql" -X -q -v ON_ERROR_STOP=1 -h "$STATE/pg/sock" -p "$(pg_port "$id")" -U ferry "$@"
 }
 
 # The yb_servers() stand-in lives in its own database, ferry_yb, so that only placement tests
@@ -829,22 +869,26 @@ start_pg_node() {
     rm -f "$data/postmaster.pid"
     log "starting $name on 127.0.0.1:$port (log $logf) ..."
     chown postgres: "$logf" 2>/dev/null || { touch "$logf"; chown postgres: "$logf"; }
-    setsid runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -l "$logf" -w -t "$PG_WAIT" start \
+    setsid runuser -u postgres -- "$(pg_bin "$id")/pg_ctl" -D "$data" -l "$logf" -w -t "$PG_WAIT" start \
       >>"$LOGS/pg_ctl.log" 2>&1 </dev/null ||
       fail_service "$name" "$logf" "pg_ctl start failed"
   fi
   local i
   for ((i = 0; i < PG_WAIT * 2; i++)); do
-    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" && break
+    "$(pg_bin "$id")/pg_isready" -q -h 127.0.0.1 -p "$port" && break
     sleep 0.5
   done
-  "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" ||
+  "$(pg_bin "$id")/pg_isready" -q -h 127.0.0.1 -p "$port" ||
     fail_service "$name" "$logf" "pg_isready fails on 127.0.0.1:$port after ${PG_WAIT}s"
   if [[ "$(pg_psql "$id" -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname='ferry'")" != 1 ]]; then
     pg_psql "$id" -d postgres -c 'CREATE DATABASE ferry' >>"$logf" 2>&1 ||
       fail_service "$name" "$logf" "CREATE DATABASE ferry failed"
   fi
   if [[ "$with_yb" == 1 ]]; then install_yb_servers "$id"; fi
+  if [[ "$id" == vector ]]; then
+    pg_psql "$id" -d ferry -c 'CREATE EXTENSION IF NOT EXISTS vector' >>"$logf" 2>&1 ||
+      fail_service "$name" "$logf" "CREATE EXTENSION vector failed"
+  fi
   log "$name ready on 127.0.0.1:$port ($((SECONDS - t0))s)"
 }
 
@@ -853,7 +897,7 @@ stop_pg_node() {
   data="$(pg_data "$id")"
   if pid="$(pg_pid "$id")"; then
     log "stopping $(pg_name "$id") (pid $pid) ..."
-    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >>"$LOGS/pg_ctl.log" 2>&1 ||
+    runuser -u postgres -- "$(pg_bin "$id")/pg_ctl" -D "$data" -m fast -w -t 60 stop >>"$LOGS/pg_ctl.log" 2>&1 ||
       stop_pid "$pid" "$data" "$(pg_name "$id")" 30
   fi
 }
@@ -1020,6 +1064,9 @@ print_env() {
     echo "export FERRY_POSTGRES_TLS_URL='$(pg_url tls)'"
     echo "export FERRY_POSTGRES_TLS_CA=$STATE/tls/ca.crt"
   fi
+  if pg_pid vector >/dev/null; then
+    echo "export FERRY_PGVECTOR_URL='$(pg_url vector)'"
+  fi
   if moto_pid >/dev/null; then
     echo "export FERRY_S3_ENDPOINT=http://127.0.0.1:$MOTO_PORT"
     echo "export AWS_ACCESS_KEY_ID=test"
@@ -1044,7 +1091,7 @@ print_status() {
     else pid=-; state=down; fi
     printf '%-16s %-8s %-8s %-26s %s\n' "cassandra-node$n" "$state" "$pid" "$(cass_ip "$n"):9042 jmx:$(cass_jmx "$n")" "$(cass_log "$n")"
   done
-  for id in 1 2 3 tls; do
+  for id in 1 2 3 tls vector; do
     [[ -d "$(pg_data "$id")" ]] || [[ "$id" == 1 ]] || continue
     if pid="$(pg_pid "$id")"; then
       state=up; port_open 127.0.0.1 "$(pg_port "$id")" || state=starting
@@ -1067,11 +1114,12 @@ print_status() {
 usage() {
   cat >&2 <<'EOF'
 usage: scripts/services.sh COMMAND [FLAGS]
-  up [--cassandra-nodes 1|2|3] [--pg-nodes 1|2|3] [--pg-tls] [--cassandra-auth] [--cassandra-fault] [--all]
+  up [--cassandra-nodes 1|2|3] [--pg-nodes 1|2|3] [--pg-tls] [--pg-vector] [--cassandra-auth] [--cassandra-fault] [--all]
                           start (idempotent) and print export lines; default: 1 Cassandra, 1 PostgreSQL, moto
                           --cassandra-auth: also a separate 1-node cluster with password auth on 127.0.0.4
                           --cassandra-fault: also a separate 1-node cluster on 127.0.0.5 that fault tests stop
                           --azure: also Azurite (Azure Blob Storage, npm) on 127.0.0.1:54350, container ferry
+                          --pg-vector: also PostgreSQL 16 with pgvector (pgserver wheel, PyPI) on 127.0.0.1:54331
   down                    stop everything started here
   status                  what runs where (pid, address, log), then the export lines
   env                     only the export lines: eval "$(scripts/services.sh env)"
@@ -1085,7 +1133,7 @@ EOF
 }
 
 cmd_up() {
-  local cnodes=1 pgnodes=1 pgtls=0 cauth=0 cfault=0 azure=0
+  local cnodes=1 pgnodes=1 pgtls=0 pgvector=0 cauth=0 cfault=0 azure=0
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --cassandra-nodes) cnodes="${2:?}"; shift 2 ;;
@@ -1093,6 +1141,7 @@ cmd_up() {
       --pg-nodes) pgnodes="${2:?}"; shift 2 ;;
       --pg-nodes=*) pgnodes="${1#*=}"; shift ;;
       --pg-tls) pgtls=1; shift ;;
+      --pg-vector) pgvector=1; shift ;;
       --cassandra-auth) cauth=1; shift ;;
       --cassandra-fault) cfault=1; shift ;;
       --azure) azure=1; shift ;;
@@ -1116,6 +1165,7 @@ cmd_up() {
   [[ "$pgnodes" -gt 1 ]] && yb=1
   for ((n = 1; n <= pgnodes; n++)); do start_pg_node "$n" "$yb"; done
   [[ "$pgtls" == 1 ]] && start_pg_node tls 0
+  if [[ "$pgvector" == 1 ]]; then ensure_pgvector_installed; start_pg_node vector 0; fi
   for ((n = 1; n <= cnodes; n++)); do start_cassandra_node "$n" "$([[ $cnodes -gt 1 ]] && echo "$n" || echo 1)"; done
   forget_extra_cassandra_nodes "$cnodes"
   [[ "$cauth" == 1 ]] && start_cassandra_node "$CASS_AUTH_NODE" 1
@@ -1133,6 +1183,7 @@ cmd_down() {
   for id in tls 3 2 1; do
     [[ -n "$PG_BIN" ]] && stop_pg_node "$id"
   done
+  stop_pg_node vector
   stop_service moto "$MOTO_MARKER"
   stop_service azurite "$AZURITE_MARKER"
   wait
@@ -1179,7 +1230,7 @@ main() {
       start_cassandra_node "$1" 1
       ;;
     pg-stop-node)
-      [[ "${1:-}" =~ ^([1-3]|tls)$ ]] || die "usage: pg-stop-node 1..3|tls"
+      [[ "${1:-}" =~ ^([1-3]|tls|vector)$ ]] || die "usage: pg-stop-node 1..3|tls|vector"
       ensure_dirs
       PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
       stop_pg_node "$1"

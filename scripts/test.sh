@@ -33,8 +33,8 @@ fi
 
 # --cassandra-auth: the separate password-protected Cassandra (127.0.0.4) of the credential tests.
 # --cassandra-fault: the separate Cassandra (127.0.0.5) that the fault tests stop mid-run.
-echo "==> starting services (scripts/services.sh up --cassandra-auth --cassandra-fault --pg-nodes 3 --pg-tls --azure)" >&2
-env_lines=$(scripts/services.sh up --cassandra-auth --cassandra-fault --pg-nodes 3 --pg-tls --azure)
+echo "==> starting services (scripts/services.sh up --cassandra-auth --cassandra-fault --pg-nodes 3 --pg-tls --pg-vector --azure)" >&2
+env_lines=$(scripts/services.sh up --cassandra-auth --cassandra-fault --pg-nodes 3 --pg-tls --pg-vector --azure)
 eval "$env_lines"
 
 echo "==> headless Chromium for the HTML report test (scripts/chromium.sh)" >&2

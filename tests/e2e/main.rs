@@ -25,3 +25,4 @@ mod torture;
 mod transforms;
 mod upsert;
 mod validate;
+mod vector;

@@ -95,6 +95,22 @@ pub async fn postgres() -> tokio_postgres::Client {
     }
 }
 
+/// The PostgreSQL with pgvector (`FERRY_PGVECTOR_URL`) and a client of it; panics naming
+/// `scripts/services.sh up --pg-vector` when it is not running.
+pub async fn pgvector() -> (String, tokio_postgres::Client) {
+    const START: &str = "start it with `scripts/services.sh up --pg-vector` (and `eval \"$(scripts/services.sh env)\"`)";
+    let url = std::env::var("FERRY_PGVECTOR_URL").unwrap_or_else(|_| {
+        panic!("FERRY_PGVECTOR_URL is not set: no PostgreSQL with pgvector; {START}")
+    });
+    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(conn);
+            (url, client)
+        }
+        Err(e) => panic!("PostgreSQL with pgvector is not reachable at {url}: {e}; {START}"),
+    }
+}
+
 /// Runs a CQL statement, panicking with the statement on failure.
 pub async fn cql(session: &Session, statement: &str) {
     if let Err(e) = session.query_unpaged(statement, ()).await {

@@ -48,6 +48,10 @@ pub struct PgType {
     pub shape: PgShape,
 }
 
+/// The first OID not assigned to a built-in object (`FirstNormalObjectId`): types created by
+/// extensions have OIDs from here on.
+const FIRST_NORMAL_OID: u32 = 16384;
+
 /// Whether a type is a scalar, an array of an element type, or a composite of attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PgShape {
@@ -56,6 +60,8 @@ pub enum PgShape {
     Array(Box<PgType>),
     /// A composite type's attributes (`pg_attribute` of `typrelid`), in `attnum` order.
     Composite(Vec<(String, PgType)>),
+    /// pgvector's `vector`: float4 elements; the typmod, when set, is the dimension.
+    Vector,
 }
 
 impl PgType {
@@ -95,7 +101,8 @@ impl PgType {
         let row = client
             .query_one(
                 "SELECT t.typtype::text, t.typcategory::text, t.typelem::oid, t.typrelid::oid, \
-                        t.typbasetype::oid, t.typtypmod, format_type(t.oid, $2) \
+                        t.typbasetype::oid, t.typtypmod, format_type(t.oid, $2), \
+                        t.typname::text \
                  FROM pg_type t WHERE t.oid = $1",
                 &[&oid, &typmod],
             )
@@ -132,6 +139,9 @@ impl PgType {
                 attrs.push((r.get(0), ty));
             }
             PgShape::Composite(attrs)
+        } else if typtype == "b" && oid >= FIRST_NORMAL_OID && row.get::<_, String>(7) == "vector" {
+            // An extension's base type (not built in) named `vector`: pgvector's.
+            PgShape::Vector
         } else {
             PgShape::Scalar
         };

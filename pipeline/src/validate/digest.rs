@@ -70,6 +70,8 @@ impl Canon {
             PgShape::Composite(attrs) => {
                 Canon::Composite(attrs.iter().map(|(_, t)| Canon::for_type(t)).collect())
             }
+            // pgvector sends a vector as Ferry encodes it: dimensions, zero, float4s.
+            PgShape::Vector => Canon::Raw,
             PgShape::Scalar => match ty.base_oid {
                 oid::NUMERIC => Canon::Numeric,
                 oid::JSONB => Canon::Jsonb,

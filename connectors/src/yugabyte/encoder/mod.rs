@@ -194,6 +194,10 @@ enum Node {
     },
     /// Struct into a composite: per attribute, its type OID, struct child and encoding.
     Composite(Vec<(u32, usize, Node)>),
+    /// A list of floats into pgvector's `vector`, of `dims` dimensions when the column says.
+    Vector {
+        dims: Option<usize>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -569,6 +573,16 @@ fn node_for(dt: &DataType, pg: &PgType, version: u32) -> std::result::Result<Nod
             }
             Ok(Node::Composite(out))
         }
+        PgShape::Vector => {
+            let dims = usize::try_from(pg.typmod).ok().filter(|&d| d > 0);
+            match (dt, list_child(dt)) {
+                (D::FixedSizeList(_, n), _) if dims.is_some_and(|d| d != *n as usize) => Err(
+                    format!("a vector of {n} dimensions does not fit {}", pg.name),
+                ),
+                (_, Some(D::Float16 | D::Float32 | D::Float64)) => Ok(Node::Vector { dims }),
+                _ => Err("only a list of floats becomes a vector".into()),
+            }
+        }
         PgShape::Scalar => scalar_node(dt, pg, version),
     }
 }
@@ -880,6 +894,7 @@ fn append(
             elem,
         } => nested::put_array(*elem_oid, *dims, elem, a, i, out, truncated)?,
         Node::Composite(fields) => nested::put_record(fields, a, i, out, truncated)?,
+        Node::Vector { dims } => nested::put_vector(*dims, a, i, out)?,
     }
     Ok(())
 }
@@ -1169,6 +1184,105 @@ mod tests {
         expected.extend(4i32.to_be_bytes());
         expected.extend(2.0f32.to_be_bytes());
         assert_eq!(rows[0], expected);
+    }
+
+    fn pgvector(dims: i32) -> PgType {
+        PgType {
+            oid: 16_385,
+            base_oid: 16_385,
+            typmod: dims,
+            name: format!("vector({dims})"),
+            shape: PgShape::Vector,
+        }
+    }
+
+    #[test]
+    fn float_lists_become_pgvector_vectors_and_bad_elements_rejects() {
+        // Rows: a good vector, one with NaN, one with a NULL element, a NULL vector, 2 dimensions.
+        let values = arrow::array::Float32Array::from(vec![
+            Some(1.5),
+            Some(-2.0),
+            Some(3.0),
+            Some(f32::NAN),
+            Some(0.0),
+            Some(0.0),
+            Some(1.0),
+            None,
+            Some(1.0),
+            Some(0.0),
+            Some(0.0),
+            Some(0.0),
+            Some(1.0),
+            Some(2.0),
+        ]);
+        let a = arrow::array::ListArray::try_new(
+            Arc::new(Field::new("item", DataType::Float32, true)),
+            arrow::buffer::OffsetBuffer::new(vec![0, 3, 6, 9, 12, 14].into()),
+            Arc::new(values),
+            Some(vec![true, true, true, false, true].into()),
+        )
+        .expect("valid");
+        let (rows, out) = fields(Arc::new(a), pgvector(3));
+        let mut expected = 16i32.to_be_bytes().to_vec();
+        expected.extend([0, 3, 0, 0]);
+        for x in [1.5f32, -2.0, 3.0] {
+            expected.extend(x.to_be_bytes());
+        }
+        assert_eq!(rows, vec![expected, (-1i32).to_be_bytes().to_vec()]);
+        let reasons: Vec<(usize, &str)> = out
+            .rejects
+            .iter()
+            .map(|r| (r.row, r.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(
+            reasons[0].0 == 1 && reasons[0].1.contains("NaN"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].0 == 2 && reasons[1].1.contains("NULL"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[2].0 == 4 && reasons[2].1.contains("2 dimensions into vector(3)"),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn a_vector_of_another_dimension_or_type_is_refused_at_plan_time() {
+        let list = |n: i32, dt: DataType| {
+            Field::new(
+                "c",
+                DataType::FixedSizeList(Arc::new(Field::new("item", dt, true)), n),
+                true,
+            )
+        };
+        let target = |ty: PgType| TargetTable {
+            schema: "public".into(),
+            name: "t".into(),
+            columns: vec![TargetColumn {
+                name: "c".into(),
+                ty,
+                not_null: false,
+                has_default: false,
+            }],
+            server_version: 150_000,
+        };
+        let check = |field: Field, ty: PgType| {
+            CopyEncoder::try_new(&Arc::new(Schema::new(vec![field])), &target(ty))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(check(list(3, DataType::Float32), pgvector(3)), Ok(()));
+        assert_eq!(check(list(4, DataType::Float64), pgvector(-1)), Ok(()));
+        let err = check(list(4, DataType::Float32), pgvector(3)).expect_err("4 into 3");
+        assert!(err.contains("4 dimensions does not fit vector(3)"), "{err}");
+        let err = check(list(3, DataType::Utf8), pgvector(3)).expect_err("text");
+        assert!(
+            err.contains("only a list of floats becomes a vector"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::ops::Range;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Float16Type, Float32Type, Float64Type};
 
 use super::{MAX_DIMS, Node, append, null_at};
 
@@ -138,6 +138,60 @@ pub(super) fn put_array(
     elements(values, range, 0, dims, elem, out, &mut has_null, truncated)?;
     if has_null {
         out[flags_at + 3] = 1;
+    }
+    Ok(())
+}
+
+/// pgvector's limit on a vector's dimensions.
+const VECTOR_MAX_DIMS: usize = 16_000;
+
+/// List `i` of `a` (of floats) as a pgvector `vector`: int16 dimensions, int16 zero, then each
+/// element as float4. pgvector refuses NULL, NaN and infinite elements, and a dimension count
+/// other than the column's; those are this row's reject reasons instead.
+pub(super) fn put_vector(
+    dims: Option<usize>,
+    a: &dyn Array,
+    i: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let (values, range) = list_range(a, i).ok_or("not a list")?;
+    let n = range.len();
+    if n == 0 || n > VECTOR_MAX_DIMS {
+        return Err(format!(
+            "a vector of {n} dimensions (pgvector takes 1 to {VECTOR_MAX_DIMS})"
+        ));
+    }
+    if let Some(d) = dims
+        && d != n
+    {
+        return Err(format!("a vector of {n} dimensions into vector({d})"));
+    }
+    out.extend_from_slice(&(n as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    for j in range {
+        if values.is_null(j) {
+            return Err(format!(
+                "element {} is NULL (a vector has no NULL elements)",
+                j + 1
+            ));
+        }
+        let x = match values.data_type() {
+            DataType::Float32 => values.as_primitive::<Float32Type>().value(j),
+            DataType::Float16 => values.as_primitive::<Float16Type>().value(j).to_f32(),
+            DataType::Float64 => {
+                let v = values.as_primitive::<Float64Type>().value(j);
+                let x = v as f32;
+                if f64::from(x) != v && v.is_finite() {
+                    return Err(format!("element {v} has no exact float4 value"));
+                }
+                x
+            }
+            other => return Err(format!("{other} elements")),
+        };
+        if !x.is_finite() {
+            return Err(format!("element {x} (pgvector stores finite values only)"));
+        }
+        out.extend_from_slice(&x.to_be_bytes());
     }
     Ok(())
 }
