@@ -1062,12 +1062,9 @@ mod tests {
 
     /// Encodes a one-column batch into a column of type `ty`; the fields of each row, without
     /// the field count.
-    fn fields(array: ArrayRef, ty: PgType) -> (Vec<Vec<u8>>, EncodedBatch) {
-        let b = batch(vec![(
-            Field::new("c", array.data_type().clone(), true),
-            array,
-        )]);
-        let t = TargetTable {
+    /// `public.t` with one nullable column `c` of type `ty`.
+    fn one_column(ty: PgType) -> TargetTable {
+        TargetTable {
             schema: "public".into(),
             name: "t".into(),
             columns: vec![TargetColumn {
@@ -1077,8 +1074,15 @@ mod tests {
                 has_default: false,
             }],
             server_version: 150_000,
-        };
-        let out = CopyEncoder::try_new(&b.schema(), &t)
+        }
+    }
+
+    fn fields(array: ArrayRef, ty: PgType) -> (Vec<Vec<u8>>, EncodedBatch) {
+        let b = batch(vec![(
+            Field::new("c", array.data_type().clone(), true),
+            array,
+        )]);
+        let out = CopyEncoder::try_new(&b.schema(), &one_column(ty))
             .expect("compatible")
             .encode(&b);
         let bytes = out.chunks.concat();
@@ -1258,19 +1262,8 @@ mod tests {
                 true,
             )
         };
-        let target = |ty: PgType| TargetTable {
-            schema: "public".into(),
-            name: "t".into(),
-            columns: vec![TargetColumn {
-                name: "c".into(),
-                ty,
-                not_null: false,
-                has_default: false,
-            }],
-            server_version: 150_000,
-        };
         let check = |field: Field, ty: PgType| {
-            CopyEncoder::try_new(&Arc::new(Schema::new(vec![field])), &target(ty))
+            CopyEncoder::try_new(&Arc::new(Schema::new(vec![field])), &one_column(ty))
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };
