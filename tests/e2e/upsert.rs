@@ -206,11 +206,9 @@ async fn rows_of_one_key_merge_as_sequential_upserts_would() {
         .batch_execute("UPDATE e2e_upsert_last SET v = 'stale' WHERE id < 1000")
         .await
         .expect("spoil");
-    let load = ferry_ok(
-        "load",
-        &config,
-        &["--from", staged, "--run-id", "upsert-load"],
-    );
+    // A run id of its own each time: an earlier test run's checkpoints stand for an older table.
+    let run_id = support::unique_run_id(&dir);
+    let load = ferry_ok("load", &config, &["--from", staged, "--run-id", &run_id]);
     assert_eq!(load["tables"][0]["rows_written"], read, "{load}");
     assert_last_rows_won(&client).await;
 }
