@@ -122,19 +122,11 @@ pub async fn run(args: AllArgs) -> Result<(), BoxError> {
         eprintln!("\n=== ferry-bench {}", argv[1..].join(" "));
         let started = std::time::Instant::now();
         let result = match Cli::try_parse_from(&argv) {
-            Ok(cli) => match cli.command {
-                Command::Scan(a) => crate::scan::run(a).await,
-                Command::Encode(a) => crate::encode::run(a),
-                Command::Load(a) => crate::load::run(a).await,
-                Command::E2e(a) => crate::e2e::run(a).await,
-                Command::Latency(a) => crate::latency::run(a).await,
-                Command::DryRun(a) => crate::dryrun::run(a).await,
-                Command::Stage(a) => crate::stage::run(a).await,
-                Command::ScaleOut(a) => crate::scaleout::run(a).await,
-                Command::Validate(a) => crate::validate::run(a).await,
-                Command::Upsert(a) => crate::upsert::run(a).await,
-                other => Err(format!("`all` does not run {other:?}").into()),
-            },
+            Ok(Cli {
+                command: Command::All(_),
+            }) => Err("`all` does not run itself".into()),
+            // Boxed: `cli::run` runs `all`, which runs `cli::run`.
+            Ok(cli) => Box::pin(crate::cli::run(cli.command)).await,
             Err(e) => Err(e.to_string().into()),
         };
         let took = started.elapsed().as_secs_f64();
