@@ -76,10 +76,10 @@ impl Upsert {
         let list = |names: &mut dyn Iterator<Item = &str>| {
             names.map(quote_ident).collect::<Vec<_>>().join(", ")
         };
-        let cols = list(&mut encoder.column_names().into_iter());
+        let columns = encoder.column_names();
+        let cols = list(&mut columns.iter().copied());
         let key = list(&mut primary_key.iter().map(String::as_str));
-        let updates: Vec<String> = encoder
-            .column_names()
+        let updates: Vec<String> = columns
             .into_iter()
             .filter(|c| !primary_key.iter().any(|k| k == c))
             .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))

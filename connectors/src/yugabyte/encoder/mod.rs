@@ -146,6 +146,18 @@ impl EncodedBatch {
     }
 }
 
+/// `COPY relation (columns) FROM STDIN (FORMAT binary)`.
+fn copy_statement(relation: &str, columns: &[ColumnPlan]) -> String {
+    let names: Vec<String> = columns
+        .iter()
+        .map(|c| super::types::quote_ident(&c.name))
+        .collect();
+    format!(
+        "COPY {relation} ({}) FROM STDIN (FORMAT binary)",
+        names.join(", ")
+    )
+}
+
 /// How one Arrow value becomes one value of a target type. The Arrow side is read from the
 /// array at encode time; the plan only guarantees the pair is supported.
 #[derive(Debug, Clone, PartialEq)]
@@ -265,12 +277,11 @@ impl CopyEncoder {
                 problems,
             });
         }
-        let encoder = Self {
+        Ok(Self {
+            copy_sql: copy_statement(&target.qualified(), &columns),
             table: target.qualified(),
             columns: Arc::new(columns),
-            copy_sql: String::new(),
-        };
-        Ok(encoder.copying_into(&target.qualified()))
+        })
     }
 
     /// The `COPY … FROM STDIN (FORMAT binary)` statement for this encoder's columns.
@@ -281,16 +292,8 @@ impl CopyEncoder {
     /// The same encoder with its COPY into `relation` (a quoted name) instead, for a table with
     /// the same columns; messages still name the target table.
     pub fn copying_into(&self, relation: &str) -> Self {
-        let names: Vec<String> = self
-            .column_names()
-            .into_iter()
-            .map(super::types::quote_ident)
-            .collect();
         Self {
-            copy_sql: format!(
-                "COPY {relation} ({}) FROM STDIN (FORMAT binary)",
-                names.join(", ")
-            ),
+            copy_sql: copy_statement(relation, &self.columns),
             ..self.clone()
         }
     }
